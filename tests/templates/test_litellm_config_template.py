@@ -1,0 +1,61 @@
+"""The LiteLLM config template (templates/etc/nova/litellm/config.yaml.j2) renders valid config.
+
+The template is plain Jinja so that both Ansible and the settings service can render it.
+"""
+
+from pathlib import Path
+
+import jinja2
+import pytest
+import yaml
+
+TEMPLATE = Path(__file__).resolve().parents[2] / "templates/etc/nova/litellm/config.yaml.j2"
+
+
+def render(gemini_models: list[str], gemini_api_base: str = "") -> dict:
+    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
+    text = env.from_string(TEMPLATE.read_text()).render(
+        gateway={
+            "local_model": {"name": "SmolLM2-135M-Instruct", "api_base": "http://127.0.0.1:8080/v1"},
+            "gemini_models": gemini_models,
+            "gemini_api_base": gemini_api_base,
+            "request_timeout_s": 60,
+            "num_retries": 0,
+            "allowed_fails": 1,
+            "cooldown_time_s": 30,
+        }
+    )
+    return yaml.safe_load(text)
+
+
+def test_local_only_has_no_cloud_models_and_no_fallbacks():
+    config = render([])
+    assert [m["model_name"] for m in config["model_list"]] == ["SmolLM2-135M-Instruct"]
+    local = config["model_list"][0]["litellm_params"]
+    assert local["model"] == "openai/SmolLM2-135M-Instruct"
+    assert local["api_base"] == "http://127.0.0.1:8080/v1"
+    assert "fallbacks" not in config["litellm_settings"]
+    assert config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+
+
+@pytest.mark.parametrize("models", [["gemini-2.5-flash"], ["gemini-2.5-flash", "gemini-2.5-pro"]])
+def test_gemini_models_fall_back_both_ways(models):
+    config = render(models, gemini_api_base="http://127.0.0.1:9999/v1beta")
+    names = [m["model_name"] for m in config["model_list"]]
+    assert names == ["SmolLM2-135M-Instruct", *models]
+    for entry in config["model_list"][1:]:
+        assert entry["litellm_params"]["model"] == f"gemini/{entry['model_name']}"
+        # The key is read from the environment, never written into the file.
+        assert entry["litellm_params"]["api_key"] == "os.environ/GOOGLE_API_KEY"
+        assert entry["litellm_params"]["api_base"] == "http://127.0.0.1:9999/v1beta"
+    fallbacks = {k: v for item in config["litellm_settings"]["fallbacks"] for k, v in item.items()}
+    assert fallbacks["SmolLM2-135M-Instruct"] == models
+    for name in models:
+        assert fallbacks[name] == ["SmolLM2-135M-Instruct"]
+
+
+def test_cooldown_and_timeouts_are_rendered():
+    config = render(["gemini-2.5-flash"])
+    assert config["router_settings"] == {"allowed_fails": 1, "cooldown_time": 30}
+    assert config["litellm_settings"]["request_timeout"] == 60
+    assert config["litellm_settings"]["num_retries"] == 0
