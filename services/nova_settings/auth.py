@@ -1,0 +1,51 @@
+"""Bearer tokens: generation, hashing and lookup of the user a token names."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+
+import peewee
+
+from .db import Param, PreparedQuery, User
+
+# secrets.token_urlsafe(32) gives 43 characters of [A-Za-z0-9_-]; allow some slack.
+_TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{20,256}$")
+
+# One indexed query (unique index user_token_hash), SQL built once.
+_USER_BY_TOKEN_HASH = PreparedQuery(
+    lambda: User.select(User.id, User.name, User.token_hash).where(
+        User.token_hash == Param("token_hash")
+    )
+)
+
+
+def generate_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+def hash_token(token: str) -> str:
+    """sha256 hex of the token: enough for a 256-bit random token (no salt or KDF needed)."""
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+def token_matches(token: str, token_hash: str) -> bool:
+    return hmac.compare_digest(hash_token(token), token_hash)
+
+
+def user_for_token(db: peewee.Database, token: str) -> User | None:
+    """The user whose stored hash matches ``token``, or None.
+
+    The lookup is by the token's hash (unique index), so its timing says nothing about the
+    token; the final comparison is constant-time anyway. No caching: a rotated or deleted
+    token stops working on the next request.
+    """
+    if not _TOKEN_RE.match(token):
+        return None
+    digest = hash_token(token)
+    row = _USER_BY_TOKEN_HASH.fetchone(db, token_hash=digest)
+    if row is None or not hmac.compare_digest(row[2], digest):
+        return None
+    return User(id=row[0], name=row[1], token_hash=row[2])

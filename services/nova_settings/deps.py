@@ -1,0 +1,86 @@
+"""FastAPI dependencies: config, DB session, current user, HTTP clients.
+
+Shaped like the official full-stack FastAPI template: ``SessionDep`` and ``CurrentUser`` are
+``Annotated`` aliases that routes take as parameters.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import httpx
+from fastapi import Depends, HTTPException, Request, status
+
+from . import auth
+from .config import Config
+from .db import Database, User
+from .middleware import USER_STATE_KEY
+
+UNAUTHORIZED = HTTPException(
+    status_code=status.HTTP_401_UNAUTHORIZED,
+    detail="Not authenticated",
+    headers={"WWW-Authenticate": "Bearer"},
+)
+
+
+async def get_config(request: Request) -> Config:
+    return request.app.state.config
+
+
+ConfigDep = Annotated[Config, Depends(get_config)]
+
+
+async def get_session(request: Request) -> Database:
+    """The request's database connection, checked out of the pool on first use.
+
+    The connection belongs to the request: DbScopeMiddleware gives every request its own
+    connection scope and returns the connection to the pool when the request ends. (A yield
+    dependency would do the same but costs more than the query it serves on the hot path.)
+    Threadpool work started by the request runs in a copy of its context and so uses the same
+    connection.
+    """
+    db: Database = request.app.state.db
+    if db.is_closed():
+        db.connect()
+    return db
+
+
+SessionDep = Annotated[Database, Depends(get_session)]
+
+
+async def get_current_user(request: Request) -> User:
+    """The user the bearer token names; 401 (saying nothing more) otherwise.
+
+    Hot path (every authenticated request), so it is kept to one dependency node: the header
+    is parsed here rather than through fastapi.security.HTTPBearer (app.py declares the bearer
+    scheme in the OpenAPI document) and the session is taken with get_session() directly
+    (same connection as SessionDep: both live in the request's scope). The lookup is one
+    indexed read, which in WAL mode never waits on a writer, so it runs on the event loop
+    instead of paying for a threadpool hop.
+    """
+    session = await get_session(request)
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise UNAUTHORIZED
+    user = auth.user_for_token(session, token.strip())
+    if user is None:
+        raise UNAUTHORIZED
+    request.state.__setattr__(USER_STATE_KEY, user.name)
+    return user
+
+
+CurrentUser = Annotated[User, Depends(get_current_user)]
+
+
+async def get_local_client(request: Request) -> httpx.AsyncClient:
+    """For llama-server and the gateway on this host (no proxies from the environment)."""
+    return request.app.state.local_client
+
+
+async def get_provider_client(request: Request) -> httpx.AsyncClient:
+    """For provider APIs on the internet (honours HTTPS_PROXY and friends)."""
+    return request.app.state.provider_client
+
+
+LocalClientDep = Annotated[httpx.AsyncClient, Depends(get_local_client)]
+ProviderClientDep = Annotated[httpx.AsyncClient, Depends(get_provider_client)]

@@ -1,0 +1,163 @@
+"""Which models exist (asked from the gateway) and which are usable right now.
+
+Nothing here holds a list of models: the gateway's ``GET /v1/models`` is the source. A model is
+
+* local (its id is NOVA_LOCAL_MODEL): available while llama-server's ``/health`` answers 200;
+  its context comes from llama-server's ``/props`` (``default_generation_settings.n_ctx``);
+* cloud (id starts with ``gemini`` or is configured in NOVA_CLOUD_MODELS): available while a
+  validated key for its provider is stored; its context comes from NOVA_MODEL_CONTEXTS;
+* anything else: listed, but not available (no rule says how to check it).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from . import keystore
+from .config import Config
+from .schemas import GatewayState, ModelOut, ModelsOut
+
+
+@dataclass(frozen=True)
+class LlamaState:
+    healthy: bool
+    detail: str
+    n_ctx: int | None = None
+
+
+@dataclass
+class Catalog:
+    """The discovery result, indexed by model id."""
+
+    gateway: GatewayState
+    models: dict[str, ModelOut] = field(default_factory=dict)
+
+    def report(self) -> ModelsOut:
+        return ModelsOut(gateway=self.gateway, models=list(self.models.values()))
+
+
+def _describe_error(exc: Exception) -> str:
+    if isinstance(exc, httpx.TimeoutException):
+        return "timed out"
+    if isinstance(exc, httpx.ConnectError):
+        return "connection refused or host unreachable"
+    return type(exc).__name__
+
+
+async def llama_health(client: httpx.AsyncClient, config: Config) -> LlamaState:
+    try:
+        response = await client.get(
+            f"{config.llama_url}/health", timeout=config.discovery_timeout_s
+        )
+    except httpx.HTTPError as exc:
+        return LlamaState(False, f"llama-server unreachable: {_describe_error(exc)}")
+    if response.status_code != 200:
+        return LlamaState(False, f"llama-server /health answered HTTP {response.status_code}")
+    return LlamaState(True, "llama-server /health answered 200")
+
+
+async def llama_context(client: httpx.AsyncClient, config: Config) -> int | None:
+    try:
+        response = await client.get(f"{config.llama_url}/props", timeout=config.discovery_timeout_s)
+        response.raise_for_status()
+        props = response.json()
+    except (httpx.HTTPError, ValueError):
+        return None
+    settings = props.get("default_generation_settings") if isinstance(props, dict) else None
+    n_ctx = settings.get("n_ctx") if isinstance(settings, dict) else None
+    if isinstance(n_ctx, int) and not isinstance(n_ctx, bool) and n_ctx > 0:
+        return n_ctx
+    return None
+
+
+async def gateway_model_ids(client: httpx.AsyncClient, config: Config) -> list[str]:
+    """Model ids the gateway serves. Raises httpx.HTTPError/ValueError when it cannot say."""
+    headers: dict[str, str] = {}
+    master_key = config.gateway_master_key()
+    if master_key:
+        headers["authorization"] = f"Bearer {master_key}"
+    response = await client.get(
+        f"{config.gateway_url}/v1/models", headers=headers, timeout=config.discovery_timeout_s
+    )
+    response.raise_for_status()
+    body: Any = response.json()
+    data = body.get("data") if isinstance(body, dict) else None
+    if not isinstance(data, list):
+        raise ValueError("gateway /v1/models answer has no data list")
+    ids: list[str] = []
+    for entry in data:
+        model_id = entry.get("id") if isinstance(entry, dict) else None
+        if isinstance(model_id, str) and model_id and model_id not in ids:
+            ids.append(model_id)
+    return ids
+
+
+def cloud_provider(config: Config, model_id: str) -> str | None:
+    if model_id in config.cloud_models:
+        return config.cloud_models[model_id]
+    if model_id.startswith("gemini"):
+        return "google"
+    return None
+
+
+async def discover(client: httpx.AsyncClient, config: Config) -> Catalog:
+    ids_task = asyncio.ensure_future(gateway_model_ids(client, config))
+    health_task = asyncio.ensure_future(llama_health(client, config))
+    ctx_task = asyncio.ensure_future(llama_context(client, config))
+    try:
+        ids = await ids_task
+    except (httpx.HTTPError, ValueError) as exc:
+        health_task.cancel()
+        ctx_task.cancel()
+        if isinstance(exc, httpx.HTTPStatusError):
+            error = f"gateway /v1/models answered HTTP {exc.response.status_code}"
+        elif isinstance(exc, ValueError):
+            error = f"gateway /v1/models answer not understood: {exc}"
+        else:
+            error = f"gateway unreachable: {_describe_error(exc)}"
+        return Catalog(gateway=GatewayState(reachable=False, error=error))
+    llama, n_ctx = await asyncio.gather(health_task, ctx_task)
+
+    catalog = Catalog(gateway=GatewayState(reachable=True))
+    for model_id in ids:
+        if config.local_model and model_id == config.local_model:
+            model = ModelOut(
+                id=model_id,
+                kind="local",
+                provider="llama.cpp",
+                available=llama.healthy,
+                reason=llama.detail,
+                context=n_ctx or config.model_contexts.get(model_id),
+            )
+        elif (provider := cloud_provider(config, model_id)) is not None:
+            stored = provider in ("google", "langsmith") and keystore.has_key(
+                config.secrets_dir,
+                provider,  # type: ignore[arg-type]
+            )
+            model = ModelOut(
+                id=model_id,
+                kind="cloud",
+                provider=provider,
+                available=stored,
+                reason=(
+                    f"a validated {provider} API key is stored"
+                    if stored
+                    else f"no validated {provider} API key is stored"
+                ),
+                context=config.model_contexts.get(model_id),
+            )
+        else:
+            model = ModelOut(
+                id=model_id,
+                kind="other",
+                provider=None,
+                available=False,
+                reason="neither the local model nor a known cloud provider's model",
+                context=config.model_contexts.get(model_id),
+            )
+        catalog.models[model_id] = model
+    return catalog

@@ -1,0 +1,77 @@
+"""GET / PUT / PATCH /api/user-settings/."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request, Response, status
+from starlette.concurrency import run_in_threadpool
+
+from .. import discovery, store
+from ..deps import ConfigDep, CurrentUser, LocalClientDep, SessionDep, get_session
+from ..schemas import SettingsOut, SettingsPatch, SettingsPut
+
+router = APIRouter(prefix="/api/user-settings", tags=["settings"])
+
+
+@router.get("/", response_model=SettingsOut)
+async def read_settings(user: CurrentUser, request: Request) -> Response:
+    # The hottest route: no further dependency nodes (FastAPI's dependency resolution costs
+    # more than the query). Config and the request's connection come from the app state;
+    # CurrentUser has already checked out the connection.
+    config = request.app.state.config
+    session = await get_session(request)
+    # A point read that never waits in WAL mode: done on the event loop (see store.py).
+    settings = store.read_settings_fast(session, user, config)
+    if settings is None:  # a user created without settings: seed the defaults
+        settings = await run_in_threadpool(store.seed_settings, session, user, config)
+    # Already a validated SettingsOut: render it directly instead of validating it again.
+    return Response(settings.model_dump_json(), media_type="application/json")
+
+
+async def _apply(
+    user: CurrentUser,
+    session: SessionDep,
+    config: ConfigDep,
+    client: LocalClientDep,
+    changes: dict[str, Any],
+) -> SettingsOut:
+    catalog = None
+    if "llm_model" in changes or "llm_max_tokens" in changes:
+        catalog = await discovery.discover(client, config)
+        if not catalog.gateway.reachable:
+            raise HTTPException(
+                status.HTTP_503_SERVICE_UNAVAILABLE,
+                detail=f"cannot check llm_model/llm_max_tokens: {catalog.gateway.error}",
+            )
+    try:
+        return await run_in_threadpool(store.apply_changes, session, user, changes, catalog, config)
+    except store.SettingsRefused as refused:
+        raise HTTPException(
+            refused.status_code,
+            detail=[
+                {"loc": ["body", refused.field], "msg": refused.message, "type": "value_error"}
+            ],
+        ) from None
+
+
+@router.put("/")
+async def replace_settings(
+    body: SettingsPut,
+    user: CurrentUser,
+    session: SessionDep,
+    config: ConfigDep,
+    client: LocalClientDep,
+) -> SettingsOut:
+    return await _apply(user, session, config, client, body.model_dump())
+
+
+@router.patch("/")
+async def update_settings(
+    body: SettingsPatch,
+    user: CurrentUser,
+    session: SessionDep,
+    config: ConfigDep,
+    client: LocalClientDep,
+) -> SettingsOut:
+    return await _apply(user, session, config, client, body.changes())

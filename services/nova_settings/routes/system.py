@@ -1,0 +1,50 @@
+"""GET /api/system/status: units, llama-server and gateway health, GPU metrics."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from .. import discovery, gpu, units
+from ..config import Config
+from ..deps import ConfigDep, CurrentUser, LocalClientDep
+from ..schemas import ServiceHealth, SystemStatusOut
+
+router = APIRouter(tags=["system"])
+
+
+async def _gateway_health(client: httpx.AsyncClient, config: Config) -> ServiceHealth:
+    url = f"{config.gateway_url}/health/liveliness"
+    try:
+        response = await client.get(url, timeout=config.discovery_timeout_s)
+    except httpx.HTTPError as exc:
+        return ServiceHealth(url=url, healthy=False, detail=f"unreachable: {type(exc).__name__}")
+    return ServiceHealth(
+        url=url,
+        healthy=response.status_code == 200,
+        detail=f"HTTP {response.status_code}",
+    )
+
+
+async def _llama_health(client: httpx.AsyncClient, config: Config) -> ServiceHealth:
+    state = await discovery.llama_health(client, config)
+    return ServiceHealth(
+        url=f"{config.llama_url}/health", healthy=state.healthy, detail=state.detail
+    )
+
+
+@router.get("/api/system/status")
+async def system_status(
+    user: CurrentUser, config: ConfigDep, client: LocalClientDep
+) -> SystemStatusOut:
+    del user
+    unit_list, gpu_state, llama, gateway = await asyncio.gather(
+        run_in_threadpool(units.unit_states, config.units),
+        run_in_threadpool(gpu.gpu_state),
+        _llama_health(client, config),
+        _gateway_health(client, config),
+    )
+    return SystemStatusOut(units=unit_list, llama_server=llama, gateway=gateway, gpu=gpu_state)

@@ -1,0 +1,121 @@
+"""Reading and changing a user's settings (blocking; run in the threadpool)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .config import Config
+from .db import Database, Param, PreparedQuery, User, UserSettings, default_settings_row, utcnow
+from .discovery import Catalog
+from .schemas import SettingsOut
+
+
+class SettingsRefused(Exception):
+    """A change that would make the settings invalid; names the offending field."""
+
+    def __init__(self, field: str, message: str, status_code: int = 422) -> None:
+        super().__init__(message)
+        self.field = field
+        self.message = message
+        self.status_code = status_code
+
+
+def _out(row: UserSettings, config: Config) -> SettingsOut:
+    return SettingsOut(
+        llm_model=row.llm_model or config.local_model,
+        llm_temperature=row.llm_temperature,
+        llm_max_tokens=row.llm_max_tokens,
+        updated_at=row.updated_at,
+        revision=row.revision,
+    )
+
+
+def _row_for_update(db: Database, user: User, config: Config) -> UserSettings:
+    row = UserSettings.get_or_none(UserSettings.user == user.id)
+    if row is None:
+        UserSettings.insert(**default_settings_row(user, config.local_model)).execute()
+        row = UserSettings.get(UserSettings.user == user.id)
+    return row
+
+
+_SETTINGS_BY_USER = PreparedQuery(
+    lambda: UserSettings.select(
+        UserSettings.llm_model,
+        UserSettings.llm_temperature,
+        UserSettings.llm_max_tokens,
+        UserSettings.updated_at,
+        UserSettings.revision,
+    ).where(UserSettings.user == Param("user_id"))
+)
+
+
+def read_settings_fast(db: Database, user: User, config: Config) -> SettingsOut | None:
+    """One indexed point read (primary key); None when the user has no settings row yet.
+
+    Never waits: in WAL mode readers do not take locks that writers hold, so this may run on
+    the event loop."""
+    row = _SETTINGS_BY_USER.fetchone(db, user_id=user.id)
+    if row is None:
+        return None
+    return SettingsOut(
+        llm_model=row[0] or config.local_model,
+        llm_temperature=row[1],
+        llm_max_tokens=row[2],
+        updated_at=row[3],
+        revision=row[4],
+    )
+
+
+def seed_settings(db: Database, user: User, config: Config) -> SettingsOut:
+    """Create the default settings row if missing (takes the write lock: threadpool)."""
+    with db.atomic("IMMEDIATE"):
+        row = _row_for_update(db, user, config)
+    return _out(row, config)
+
+
+def context_limit(catalog: Catalog, model: str, config: Config) -> int:
+    info = catalog.models.get(model)
+    if info is not None and info.context:
+        return info.context
+    return config.model_contexts.get(model, config.max_tokens_fallback)
+
+
+def apply_changes(
+    db: Database,
+    user: User,
+    changes: dict[str, Any],
+    catalog: Catalog | None,
+    config: Config,
+) -> SettingsOut:
+    """Read-modify-write inside BEGIN IMMEDIATE, so concurrent writers serialise and none is
+    lost. Raises SettingsRefused (and rolls back: the row is unchanged) when the result would
+    be invalid. ``catalog`` is required when the model or max_tokens change."""
+    with db.atomic("IMMEDIATE"):
+        row = _row_for_update(db, user, config)
+        model = changes.get("llm_model", row.llm_model or config.local_model)
+        if "llm_model" in changes:
+            assert catalog is not None
+            info = catalog.models.get(model)
+            if info is None:
+                raise SettingsRefused(
+                    "llm_model", "llm_model: not a model the gateway knows (see GET /api/models)"
+                )
+            if not info.available:
+                raise SettingsRefused(
+                    "llm_model", f"llm_model: model is not available now: {info.reason}"
+                )
+        max_tokens = changes.get("llm_max_tokens", row.llm_max_tokens)
+        if "llm_model" in changes or "llm_max_tokens" in changes:
+            assert catalog is not None
+            limit = context_limit(catalog, model or "", config)
+            if max_tokens > limit:
+                raise SettingsRefused(
+                    "llm_max_tokens",
+                    f"llm_max_tokens: {max_tokens} exceeds the context of {model} ({limit})",
+                )
+        for name, value in changes.items():
+            setattr(row, name, value)
+        row.updated_at = utcnow()
+        row.revision += 1
+        row.save()
+    return _out(row, config)
