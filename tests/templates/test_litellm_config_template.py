@@ -16,7 +16,10 @@ def render(gemini_models: list[str], gemini_api_base: str = "") -> dict:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     text = env.from_string(TEMPLATE.read_text()).render(
         gateway={
-            "local_model": {"name": "SmolLM2-135M-Instruct", "api_base": "http://127.0.0.1:8080/v1"},
+            "local_model": {
+                "name": "SmolLM2-135M-Instruct",
+                "api_base": "http://127.0.0.1:8080/v1",
+            },
             "gemini_models": gemini_models,
             "gemini_api_base": gemini_api_base,
             "request_timeout_s": 60,
