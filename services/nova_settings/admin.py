@@ -14,7 +14,7 @@ import re
 import sys
 from pathlib import Path
 
-from . import auth, keystore
+from . import auth, gateway_config, keystore
 from .config import Config
 from .db import (
     Database,
@@ -85,7 +85,21 @@ def _parser() -> argparse.ArgumentParser:
     ensure = sub.add_parser("ensure-user", help="make sure a user and its token file exist")
     ensure.add_argument("name")
     ensure.add_argument("--token-file", type=Path, required=True)
+    sub.add_parser(
+        "render-gateway-config",
+        help="render the gateway's LiteLLM config from NOVA_GATEWAY_TEMPLATE/CONTEXT if it changed",
+    )
     return parser
+
+
+def _render_gateway_config(config: Config) -> int:
+    try:
+        changed = gateway_config.apply(config)
+    except gateway_config.GatewayConfigError as exc:
+        print(f"nova-settings-admin: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps({"changed": changed, "path": str(config.gateway_config_path)}))
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -99,6 +113,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.state_dir is not None:
         config = config.model_copy(update={"state_dir": args.state_dir})
     setup_logging("WARNING")
+    if args.command == "render-gateway-config":
+        return _render_gateway_config(config)
     db = open_database(config.db_path)
     try:
         with db.connection_context():

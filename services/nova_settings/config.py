@@ -54,6 +54,10 @@ class Config(BaseModel):
     cloud_models: dict[str, Provider] = Field(default_factory=dict)
     max_tokens_fallback: int = Field(default=8192, ge=1)
     max_body_bytes: int = Field(default=16 * 1024, ge=256)
+    # The shared LiteLLM config template and its context (see gateway_config.py); unset on
+    # hosts or tests where key changes need not reach a gateway.
+    gateway_template: Path | None = None
+    gateway_context: Path | None = None
 
     @field_validator("llama_url", "gateway_url", "google_api_base", "langsmith_api_base")
     @classmethod
@@ -74,6 +78,10 @@ class Config(BaseModel):
     @property
     def secrets_dir(self) -> Path:
         return self.state_dir / "secrets"
+
+    @property
+    def gateway_config_path(self) -> Path:
+        return self.state_dir / "gateway" / "config.yaml"
 
     def gateway_master_key(self) -> str | None:
         """The gateway master key, read fresh from its file (it may be rotated)."""
@@ -110,6 +118,8 @@ class Config(BaseModel):
         take("NOVA_LOG_LEVEL", "log_level")
         take("NOVA_MAX_TOKENS_FALLBACK", "max_tokens_fallback")
         take("NOVA_MAX_BODY_BYTES", "max_body_bytes")
+        take("NOVA_GATEWAY_TEMPLATE", "gateway_template")
+        take("NOVA_GATEWAY_CONTEXT", "gateway_context")
         if "gateway_key_file" not in values and env.get("CREDENTIALS_DIRECTORY"):
             values["gateway_key_file"] = Path(env["CREDENTIALS_DIRECTORY"]) / "gateway-master-key"
         units = env.get("NOVA_UNITS", "").strip()

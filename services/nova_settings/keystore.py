@@ -13,7 +13,7 @@ import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .config import PROVIDERS, Provider
+from .config import PROVIDERS, Config, Provider
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +62,13 @@ def write_secret_file(path: Path, content: str) -> None:
     _fsync_dir(path.parent)
 
 
-def store_key(secrets_dir: Path, provider: Provider, key: str) -> None:
+def store_key(secrets_dir: Path, provider: Provider, key: str) -> bool:
+    """Store ``key``; False (and nothing written) when the same key is already stored."""
+    if read_key(secrets_dir, provider) == key:
+        return False
     _ensure_dir(secrets_dir)
     write_secret_file(key_path(secrets_dir, provider), key + "\n")
+    return True
 
 
 def read_key(secrets_dir: Path, provider: Provider) -> str | None:
@@ -97,10 +101,19 @@ def key_mtime(secrets_dir: Path, provider: Provider) -> str | None:
     return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
 
 
-def on_keys_changed(provider: Provider, action: str) -> None:
-    """Hook called after a provider key is stored or removed.
+def on_keys_changed(config: Config, provider: Provider, action: str) -> None:
+    """After a key was stored, replaced or removed: re-render the gateway config.
 
-    A later issue makes this re-render the gateway config and restart it; for now it only logs.
-    Never pass the key itself here.
+    The config changes only when Google keys come or go; a replaced key is picked up by the
+    path unit that watches the key file. Never pass the key itself here.
     """
-    log.info("api key for %s %s; gateway config re-render not implemented yet", provider, action)
+    from . import gateway_config  # imported here: gateway_config imports this module
+
+    log.info("api key for %s %s", provider, action)
+    if provider != "google" or not gateway_config.enabled(config):
+        return
+    try:
+        if gateway_config.apply(config):
+            log.info("gateway config re-rendered after the %s key was %s", provider, action)
+    except gateway_config.GatewayConfigError as exc:
+        log.error("gateway config not re-rendered: %s", exc)

@@ -41,9 +41,12 @@ async def validate_api_key(
     check = await providers.check_key(client, config, body.provider, body.api_key)
     stored = False
     if check.status == "valid" and body.store:
-        await run_in_threadpool(keystore.store_key, config.secrets_dir, body.provider, body.api_key)
+        changed = await run_in_threadpool(
+            keystore.store_key, config.secrets_dir, body.provider, body.api_key
+        )
         stored = True
-        keystore.on_keys_changed(body.provider, "stored")
+        if changed:
+            await run_in_threadpool(keystore.on_keys_changed, config, body.provider, "stored")
     out = ValidateKeyOut(
         provider=body.provider,
         status=check.status,
@@ -79,5 +82,5 @@ def delete_api_key(provider: Provider, user: CurrentUser, config: ConfigDep) -> 
     del user
     removed = keystore.delete_key(config.secrets_dir, provider)
     if removed:
-        keystore.on_keys_changed(provider, "removed")
+        keystore.on_keys_changed(config, provider, "removed")
     return StoredKey(provider=provider, stored=False)
