@@ -12,7 +12,9 @@ import yaml
 TEMPLATE = Path(__file__).resolve().parents[2] / "templates/etc/nova/litellm/config.yaml.j2"
 
 
-def render(gemini_models: list[str], gemini_api_base: str = "") -> dict:
+def render(
+    gemini_models: list[str], gemini_api_base: str = "", disable_cooldowns: bool = True
+) -> dict:
     env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
     text = env.from_string(TEMPLATE.read_text()).render(
         gateway={
@@ -26,6 +28,7 @@ def render(gemini_models: list[str], gemini_api_base: str = "") -> dict:
             "num_retries": 0,
             "allowed_fails": 1,
             "cooldown_time_s": 30,
+            "disable_cooldowns": disable_cooldowns,
         }
     )
     return yaml.safe_load(text)
@@ -57,8 +60,19 @@ def test_gemini_models_fall_back_both_ways(models):
         assert fallbacks[name] == ["SmolLM2-135M-Instruct"]
 
 
-def test_cooldown_and_timeouts_are_rendered():
-    config = render(["gemini-2.5-flash"])
-    assert config["router_settings"] == {"allowed_fails": 1, "cooldown_time": 30}
+@pytest.mark.parametrize("disable_cooldowns", [True, False])
+def test_cooldown_and_timeouts_are_rendered(disable_cooldowns):
+    config = render(["gemini-2.5-flash"], disable_cooldowns=disable_cooldowns)
+    assert config["router_settings"] == {
+        "disable_cooldowns": disable_cooldowns,
+        "allowed_fails": 1,
+        "cooldown_time": 30,
+    }
     assert config["litellm_settings"]["request_timeout"] == 60
     assert config["litellm_settings"]["num_retries"] == 0
+
+
+def test_hot_path_settings():
+    config = render([])
+    assert config["litellm_settings"]["turn_off_message_logging"] is True
+    assert config["general_settings"]["disable_spend_logs"] is True

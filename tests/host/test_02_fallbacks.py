@@ -1,0 +1,186 @@
+"""Fallbacks on the real host, under client load through the gateway.
+
+* llama-server killed (``kill -9``): every request is answered, by Gemini (the stand-in) while
+  the local model is down; systemd restarts llama-server and traffic returns to it. Streamed
+  and not.
+* Gemini down: requests for the Gemini model are answered by the local model.
+* Both down: the client gets a clear error quickly (no hang), well inside the timeout.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from .conftest import Answer, Host, chat, served_by
+
+pytestmark = pytest.mark.host
+
+
+@dataclass
+class Load:
+    """``threads`` clients sending short completions for ``model`` until stopped."""
+
+    host: Host
+    model: str
+    stream: bool = False
+    threads: int = 4
+    answers: list[tuple[float, Answer]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers = [
+            threading.Thread(target=self._run, daemon=True) for _ in range(self.threads)
+        ]
+
+    def _run(self) -> None:
+        with httpx.Client(
+            base_url=self.host.gateway_url,
+            headers={"Authorization": f"Bearer {self.host.gateway_key}"},
+            timeout=90,
+        ) as client:
+            while not self._stop.is_set():
+                answer = chat(client, self.model, "Say hello.", max_tokens=4, stream=self.stream)
+                with self._lock:
+                    self.answers.append((time.monotonic(), answer))
+
+    def __enter__(self) -> Load:
+        for worker in self._workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=120)
+
+    def since(self, t0: float) -> list[Answer]:
+        with self._lock:
+            return [a for t, a in self.answers if t >= t0]
+
+    def wait_for(self, t0: float, backend: str, timeout: float) -> float | None:
+        """Seconds from ``t0`` until an answer finished after ``t0`` came from ``backend``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for t, answer in self.answers:
+                    if t >= t0 and served_by(answer) == backend:
+                        return t - t0
+            time.sleep(0.2)
+        return None
+
+
+def _summary(answers: list[Answer]) -> Counter:
+    counts: Counter = Counter(served_by(a) for a in answers)
+    counts["fallback_header"] = sum(1 for a in answers if a.fallbacks >= 1)
+    return counts
+
+
+def _wait_llama_restarted(host: Host, old_pid: str, timeout: float = 60) -> float:
+    start = time.monotonic()
+    while time.monotonic() - start < timeout:
+        state = host.unit("nova-llama-server.service", "ActiveState", "MainPID")
+        if state["ActiveState"] == "active" and state["MainPID"] not in ("0", old_pid):
+            return time.monotonic() - start
+        time.sleep(0.3)
+    raise AssertionError(f"llama-server not restarted by systemd after {timeout} s")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_llama_server_killed_under_load(with_key: Host, stream: bool) -> None:
+    host = with_key
+    before = host.unit("nova-llama-server.service", "MainPID", "NRestarts")
+    with Load(host, host.local_model, stream=stream) as load:
+        time.sleep(3)
+        t_kill = time.monotonic()
+        host.ssh(f"kill -9 {before['MainPID']}")
+        restarted = _wait_llama_restarted(host, before["MainPID"])
+        t_back = time.monotonic()
+        back = load.wait_for(t_back, "local", timeout=90)
+        time.sleep(1)
+    all_answers = [a for _, a in load.answers]
+    during = load.since(t_kill)
+    # A stream cut after its first token (llama-server killed while it was answering) cannot
+    # be taken over by a fallback: the client already has part of an answer. Counted apart.
+    mid_stream = [a for a in all_answers if not a.ok and a.first_token]
+    failed = [a for a in all_answers if not a.ok and not a.first_token]
+    counts = _summary(during)
+    after = host.unit("nova-llama-server.service", "NRestarts")
+    kind = "stream" if stream else "plain"
+    print(
+        f"\n[fallback/{kind}] {len(all_answers)} requests, {len(failed)} failed"
+        + (f" (+{len(mid_stream)} cut mid-stream)" if stream else "")
+        + f"; after the kill: {dict(counts)}; llama-server restarted by systemd in "
+        f"{restarted:.1f} s; local model answering again "
+        f"{back if back is None else round(back, 1)} s later",
+        flush=True,
+    )
+    for answer in (failed + mid_stream)[:5]:
+        print(f"[fallback/{kind}] failure: {answer}", flush=True)
+    assert int(after["NRestarts"]) == int(before["NRestarts"]) + 1
+    assert not failed
+    assert len(mid_stream) <= load.threads  # only streams in flight at the kill
+    assert counts["gemini"] >= 1 and counts["fallback_header"] >= 1
+    assert back is not None, "traffic did not return to the local model"
+    # Every answer Gemini gave for the local model is flagged as a fallback.
+    assert all(a.fallbacks >= 1 for a in during if served_by(a) == "gemini")
+
+
+@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+def test_gemini_down_falls_back_to_local(with_key: Host, stream: bool) -> None:
+    host = with_key
+    host.gemini.set_mode(down=True)
+    with Load(host, host.gemini_model, stream=stream, threads=2) as load:
+        time.sleep(8)
+    answers = [a for _, a in load.answers]
+    counts = _summary(answers)
+    failed = [a for a in answers if not a.ok]
+    kind = "stream" if stream else "plain"
+    gemini_calls = len(host.gemini.logged("POST", "enerateContent"))
+    print(
+        f"\n[gemini-down/{kind}] {len(answers)} requests for {host.gemini_model}, "
+        f"{len(failed)} failed, {dict(counts)}; {gemini_calls} reached the (down) stand-in",
+        flush=True,
+    )
+    for answer in failed[:5]:
+        print(f"[gemini-down/{kind}] failure: {answer}", flush=True)
+    assert not failed
+    assert counts["local"] == len(answers)
+    assert counts["fallback_header"] == len(answers)
+    host.gemini.reset()
+
+
+def test_both_down_fails_fast_with_a_clear_error(with_key: Host) -> None:
+    host = with_key
+    timeout = float(host.ssh("grep -E '^ *request_timeout:' " + host.gateway_config).split()[-1])
+    host.ssh("systemctl stop nova-llama-server")
+    host.gemini.set_mode(down=True)
+    try:
+        results = []
+        with host.gateway(timeout=timeout + 30) as client:
+            for model in (host.local_model, host.gemini_model):
+                for stream in (False, True):
+                    answer = chat(client, model, stream=stream)
+                    results.append((model, stream, answer))
+        for model, stream, answer in results:
+            print(
+                f"\n[both-down] {model} stream={stream}: HTTP {answer.status} in "
+                f"{answer.seconds:.2f} s (timeout {timeout:.0f} s): {answer.error[:160]}",
+                flush=True,
+            )
+        for _model, _stream, answer in results:
+            assert not answer.ok
+            assert answer.status >= 400
+            assert answer.seconds < timeout
+            assert "error" in answer.error.lower()
+    finally:
+        host.gemini.reset()
+        host.ensure_llama_running()
+    waited = host.wait_routes_normal()
+    print(f"[both-down] restored; both routes normal again after {waited:.1f} s", flush=True)
