@@ -9,7 +9,9 @@ the settings service (key validation) and LiteLLM (``gemini/`` provider) are poi
 
 These tests take minutes: they run only when selected (``-m host``) or with
 ``NOVA_HOST_TESTS=1``. ``NOVA_HOSTTEST_KEEP=1`` leaves the host running afterwards (a later
-session re-provisions the running host, which is quick).
+session re-provisions the running host, which is quick). ``NOVA_HOSTTEST_NAME``,
+``NOVA_HOSTTEST_SSH_PORT`` and ``NOVA_HOSTTEST_PORT_OFFSET`` (added to the service ports and the
+Gemini stand-in's) let a second session run beside the default one.
 
     PYTHONDONTWRITEBYTECODE=1 .venv/bin/pytest -q -p no:cacheprovider -m host tests/host -s
 """
@@ -35,12 +37,16 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from standins.gemini_api import GeminiStandin  # noqa: E402
 
-HOST_NAME = "hosttest"
-SSH_PORT = 2251
-LLAMA_PORT = 38080
-GATEWAY_PORT = 34000
-SETTINGS_PORT = 38000
-GEMINI_PORT = 38765
+# Overridable so that two sessions on one machine do not collide (the hosts share this
+# machine's network namespace): NOVA_HOSTTEST_NAME, NOVA_HOSTTEST_SSH_PORT, and
+# NOVA_HOSTTEST_PORT_OFFSET, added to every service port and to the Gemini stand-in's port.
+HOST_NAME = os.environ.get("NOVA_HOSTTEST_NAME") or "hosttest"
+SSH_PORT = int(os.environ.get("NOVA_HOSTTEST_SSH_PORT") or 2251)
+PORT_OFFSET = int(os.environ.get("NOVA_HOSTTEST_PORT_OFFSET") or 0)
+LLAMA_PORT = 38080 + PORT_OFFSET
+GATEWAY_PORT = 34000 + PORT_OFFSET
+SETTINGS_PORT = 38000 + PORT_OFFSET
+GEMINI_PORT = 38765 + PORT_OFFSET
 LOCAL_MODEL = "SmolLM2-135M-Instruct"
 GEMINI_MODEL = "gemini-2.5-flash"
 # The key the Gemini stand-in accepts (a fixed one, so a kept host's stored key stays valid).
@@ -90,6 +96,8 @@ class Host:
     gemini_model: str = GEMINI_MODEL
     ssh_port: int = SSH_PORT
     llama_port: int = LLAMA_PORT
+    gateway_port: int = GATEWAY_PORT
+    settings_port: int = SETTINGS_PORT
     gateway_config: str = "/var/lib/nova-settings/gateway/config.yaml"
     google_key_file: str = "/var/lib/nova-settings/secrets/google_api_key"
     _clients: list[httpx.Client] = field(default_factory=list)
