@@ -155,23 +155,34 @@ def test_restart_storm(host: Host) -> None:
     for thread in threads:
         thread.start()
     took: list[float] = []
+    units = ["nova-llama-server", "nova-litellm", "nova-settings"]
+    first_failure = ""
     start = time.monotonic()
     try:
         time.sleep(1)
-        for _ in range(restarts):
+        for n in range(1, restarts + 1):
             t0 = time.monotonic()
             host.ssh("systemctl restart nova-llm.target", timeout=300)
             # The target's restart job can finish before the units' start jobs it pulled in.
             while host.ssh("systemctl list-jobs --no-legend | grep nova-", check=False):
                 time.sleep(0.2)
             took.append(time.monotonic() - t0)
+            states = host.ssh(f"systemctl show -p Id,ActiveState,Result {' '.join(units)}")
+            if "ActiveState=failed" in states and not first_failure:
+                first_failure = f"after restart {n}: {' '.join(states.split())}"
         storm = time.monotonic() - start
-        healthy_after = wait_healthy(host, 180)
+        try:
+            healthy_after = wait_healthy(host, 180)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; first failed unit {first_failure}") from None
         time.sleep(1)  # a few requests against the settled stack
     finally:
         stop.set()
         for thread in threads:
             thread.join(timeout=60)
+        if first_failure:  # leave a working stack to the next tests
+            print(f"\n[storm] !! a unit failed {first_failure}", flush=True)
+            host.ssh("systemctl reset-failed 'nova-*'; systemctl start nova-llm.target", False)
 
     final = host.settings().get(SETTINGS).json()
     db = db_snapshot(host)["by_name"]["admin"]
@@ -491,11 +502,21 @@ def test_fuzz_settings_api(host: Host) -> None:
 
     Valid PUT/PATCH/POST/DELETE requests are deliberately not generated: they change data
     legitimately (settings, stored keys, and a key change restarts the gateway).
-    Asserted: no 5xx at all; the ``user`` and ``user_settings`` tables (SQLite, on the host)
-    and the stored-key and gateway-config files are the same before and after, which with
-    only refused (4xx) mutating requests means no refused request changed anything; any 2xx
-    to a mutating request (a schema violation the service accepted) is printed and fails
-    the test."""
+    Every case carries the admin's token (a fixed header for the strategy, so negative data
+    is in the body, query or path parameters, never only in the Authorization header). Some
+    negative cases are still accepted by the service (a constraint it does not need): e.g.
+    ``validate-api-key`` with ``store: false`` (stores nothing by design) or
+    ``DELETE /api/api-keys/{provider}`` with a valid provider (a no-op while no key is
+    stored). Those are printed.
+
+    One 5xx is the service's documented answer and not counted as a failure: 502 with
+    ``"status": "unreachable"`` from ``validate-api-key`` when the provider's API cannot be
+    reached (the test host reaches only the Gemini stand-in, not LangSmith); it is printed.
+
+    Asserted: no other 5xx; no PUT/PATCH answered 2xx (so every settings write was refused);
+    the ``user`` and ``user_settings`` tables (SQLite, on the host) and the stored-key and
+    gateway-config files are identical before and after, i.e. no refused request (4xx), nor
+    any accepted one, changed anything."""
     schemathesis = pytest.importorskip("schemathesis")
     from hypothesis import HealthCheck, given, settings
     from hypothesis.errors import Unsatisfiable
@@ -509,14 +530,20 @@ def test_fuzz_settings_api(host: Host) -> None:
     statuses: Counter[int] = Counter()
     per_op: dict[str, Counter[int]] = {}
     server_errors: list[str] = []
-    accepted_mutations: list[str] = []
+    upstream_down: list[str] = []  # 502 "unreachable": the provider's API, not the service
+    settings_writes: list[str] = []  # 2xx PUT/PATCH: would make the DB comparison moot
+    accepted: list[str] = []  # other 2xx non-GETs: must have changed nothing either
     examples = 60
 
     def run(operation: object, mode: GenerationMode) -> None:
         label = f"{operation.method.upper()} {operation.path} {mode.value}"  # type: ignore[attr-defined]
         counts = per_op.setdefault(label, Counter())
 
-        @given(case=operation.as_strategy(generation_mode=mode))  # type: ignore[attr-defined]
+        # The Authorization header is fixed (the admin's token): the negation must be in the
+        # body, query or path, so a negative case cannot be a valid write with a bad token.
+        strategy = operation.as_strategy(generation_mode=mode, headers=auth)  # type: ignore[attr-defined]
+
+        @given(case=strategy)
         @settings(
             max_examples=examples,
             deadline=None,
@@ -524,16 +551,16 @@ def test_fuzz_settings_api(host: Host) -> None:
             suppress_health_check=list(HealthCheck),
         )
         def one(case: object) -> None:
-            headers = {**auth, **(case.headers or {})}  # type: ignore[attr-defined]
-            headers["Authorization"] = auth["Authorization"]
-            response = case.call(base_url=host.settings_url, headers=headers, timeout=30)  # type: ignore[attr-defined]
+            response = case.call(base_url=host.settings_url, timeout=30)  # type: ignore[attr-defined]
             statuses[response.status_code] += 1
             counts[response.status_code] += 1
-            if response.status_code >= 500:
+            if response.status_code == 502 and '"status":"unreachable"' in response.text:
+                upstream_down.append(f"{label}: {response.text[:200]}")
+            elif response.status_code >= 500:
                 server_errors.append(f"{label}: {response.status_code} {response.text[:200]}")
             method = case.method.upper()  # type: ignore[attr-defined]
             if method != "GET" and response.status_code < 400:
-                accepted_mutations.append(
+                (settings_writes if method in ("PUT", "PATCH") else accepted).append(
                     f"{label} -> {response.status_code}: body={case.body!r}"  # type: ignore[attr-defined]
                     f" query={case.query!r} path={case.path_parameters!r}"  # type: ignore[attr-defined]
                 )
@@ -559,10 +586,14 @@ def test_fuzz_settings_api(host: Host) -> None:
     )
     for label, counts in per_op.items():
         print(f"[fuzz]   {label}: {dict(sorted(counts.items()))}", flush=True)
-    for line in server_errors[:10] + accepted_mutations[:10]:
+    for line in server_errors[:10] + settings_writes[:10]:
         print(f"[fuzz] !! {line}", flush=True)
+    for line in upstream_down[:5]:
+        print(f"[fuzz] 502 from an unreachable upstream (not counted as a 5xx): {line}")
+    for line in accepted[:10]:
+        print(f"[fuzz] accepted (a no-op, checked below): {line}", flush=True)
     assert not server_errors
-    assert not accepted_mutations
+    assert not settings_writes
     assert after_db == before_db
     assert after_files == before_files
     assert sum(statuses.values()) > 0
