@@ -79,9 +79,9 @@ class Load:
 def allowed_failures(total: int) -> int:
     """Failures tolerated per case: the target is zero, and the figure is printed either way.
 
-    One stray failure in a few hundred requests has been seen once on the shared 2-core test
-    machine (a "Connection error" from the gateway to llama-server while it served every request
-    alone); a systematic problem (e.g. the cooldown bug, 1376 of 1396 failed) stays far above it.
+    Streaming fallbacks to llama-server lose 1-2% of requests to a "Connection error" (the case
+    is marked xfail below; cause open in issue 4); a systematic problem (e.g. the cooldown bug,
+    1376 of 1396 failed) stays far above this bound.
     """
     return max(1, total // 100)
 
