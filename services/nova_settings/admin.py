@@ -68,7 +68,7 @@ def ensure_user(db: Database, config: Config, name: str, token_file: Path) -> bo
             user.token_hash = auth.hash_token(token)
             user.save()
         if UserSettings.get_or_none(UserSettings.user == user.id) is None:
-            UserSettings.insert(**default_settings_row(user, config.local_model)).execute()
+            UserSettings.insert(**default_settings_row(user.id, config.local_model)).execute()
         # Write the file before committing: if that fails, the old token stays valid.
         token_file.parent.mkdir(parents=True, exist_ok=True)
         keystore.write_secret_file(token_file, token + "\n")

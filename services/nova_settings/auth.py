@@ -1,4 +1,4 @@
-"""Bearer tokens: generation, hashing and lookup of the user a token names."""
+"""Bearer tokens: generation, hashing, and the user (with their settings) a token names."""
 
 from __future__ import annotations
 
@@ -6,20 +6,43 @@ import hashlib
 import hmac
 import re
 import secrets
+from dataclasses import dataclass
 
 import peewee
 
-from .db import Param, PreparedQuery, User
+from .db import Param, PointReader, PreparedQuery, User, UserSettings
+from .store import StoredSettings
 
 # secrets.token_urlsafe(32) gives 43 characters of [A-Za-z0-9_-]; allow some slack.
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9_\-]{20,256}$")
 
-# One indexed query (unique index user_token_hash), SQL built once.
+# One indexed query (unique index user_token_hash) that also brings the user's settings row:
+# the chat agent reads its settings before every LLM call, so that read costs no second query.
 _USER_BY_TOKEN_HASH = PreparedQuery(
-    lambda: User.select(User.id, User.name, User.token_hash).where(
-        User.token_hash == Param("token_hash")
+    lambda: (
+        User.select(
+            User.id,
+            User.name,
+            User.token_hash,
+            UserSettings.llm_model,
+            UserSettings.llm_temperature,
+            UserSettings.llm_max_tokens,
+            UserSettings.updated_at,
+            UserSettings.revision,
+        )
+        .join(UserSettings, peewee.JOIN.LEFT_OUTER, on=(UserSettings.user == User.id))
+        .where(User.token_hash == Param("token_hash"))
     )
 )
+
+
+@dataclass(frozen=True, slots=True)
+class AuthenticatedUser:
+    """The caller, and their settings row as read in the same query (None: no row yet)."""
+
+    id: int
+    name: str
+    settings: StoredSettings | None
 
 
 def generate_token() -> str:
@@ -35,7 +58,7 @@ def token_matches(token: str, token_hash: str) -> bool:
     return hmac.compare_digest(hash_token(token), token_hash)
 
 
-def user_for_token(db: peewee.Database, token: str) -> User | None:
+def user_for_token(reader: PointReader, token: str) -> AuthenticatedUser | None:
     """The user whose stored hash matches ``token``, or None.
 
     The lookup is by the token's hash (unique index), so its timing says nothing about the
@@ -45,7 +68,8 @@ def user_for_token(db: peewee.Database, token: str) -> User | None:
     if not _TOKEN_RE.match(token):
         return None
     digest = hash_token(token)
-    row = _USER_BY_TOKEN_HASH.fetchone(db, token_hash=digest)
+    row = reader.fetchone(_USER_BY_TOKEN_HASH, token_hash=digest)
     if row is None or not hmac.compare_digest(row[2], digest):
         return None
-    return User(id=row[0], name=row[1], token_hash=row[2])
+    settings = None if row[7] is None else StoredSettings(*row[3:8])
+    return AuthenticatedUser(id=row[0], name=row[1], settings=settings)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextvars
 import logging
 import sqlite3
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -203,9 +204,9 @@ def open_database(path: Path) -> Database:
     return db
 
 
-def default_settings_row(user: User, local_model: str | None) -> dict[str, Any]:
+def default_settings_row(user_id: int, local_model: str | None) -> dict[str, Any]:
     return {
-        "user": user,
+        "user": user_id,
         "llm_model": local_model,
         "llm_temperature": DEFAULT_TEMPERATURE,
         "llm_max_tokens": DEFAULT_MAX_TOKENS,
@@ -217,25 +218,61 @@ def default_settings_row(user: User, local_model: str | None) -> dict[str, Any]:
 class PreparedQuery:
     """SQL that peewee generates once and that is then run many times with new parameters.
 
-    peewee builds the SQL text on every execution, which on the hot path (token lookup,
-    settings read) costs several times what SQLite takes to run the indexed query. Build the
-    query with ``Param("name")`` placeholders; ``run`` substitutes them by name.
+    peewee builds the SQL text on every execution, which on the hot path (the token lookup)
+    costs several times what SQLite takes to run the indexed query. Build the query with
+    ``Param("name")`` placeholders; ``bind`` substitutes them by name.
     """
 
     def __init__(self, build: Any) -> None:
         self._build = build
         self._compiled: tuple[str, list[Any]] | None = None
 
-    def _sql(self) -> tuple[str, list[Any]]:
+    def bind(self, **values: Any) -> tuple[str, list[Any]]:
         if self._compiled is None:
             sql, params = self._build().sql()
             self._compiled = (sql, list(params))
-        return self._compiled
+        sql, params = self._compiled
+        return sql, [values[p.name] if isinstance(p, _Placeholder) else p for p in params]
 
-    def fetchone(self, db: peewee.Database, **values: Any) -> tuple[Any, ...] | None:
-        sql, params = self._sql()
-        bound = [values[p.name] if isinstance(p, _Placeholder) else p for p in params]
-        return db.cursor().execute(sql, bound).fetchone()
+
+class PointReader:
+    """Plain sqlite3 connections for indexed point reads on the hot path, one per thread.
+
+    Every authenticated request reads the caller's row; doing that through the pool costs a
+    checkout, peewee's bookkeeping and a return, several times the query itself. These
+    connections are ``query_only`` (a bug here cannot write) and autocommit: each read is its
+    own WAL snapshot, so it sees every committed write and never waits on a writer.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self._path = str(path)
+        self._local = threading.local()
+        self._opened: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+
+    def _connection(self) -> sqlite3.Connection:
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self._path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
+            conn.execute("PRAGMA query_only = 1")
+            self._local.conn = conn
+            with self._lock:
+                self._opened.append(conn)
+        return conn
+
+    def fetchone(self, query: PreparedQuery, **values: Any) -> tuple[Any, ...] | None:
+        sql, params = query.bind(**values)
+        # fetchall() runs the statement to completion, which ends its read snapshot; a
+        # half-read statement would pin this connection to an old snapshot.
+        rows = self._connection().execute(sql, params).fetchall()
+        return rows[0] if rows else None
+
+    def close_all(self) -> None:
+        with self._lock:
+            opened, self._opened = self._opened, []
+        for conn in opened:
+            conn.close()
+        self._local = threading.local()
 
 
 class _Placeholder:

@@ -13,7 +13,7 @@ from fastapi import Depends, HTTPException, Request, status
 
 from . import auth
 from .config import Config
-from .db import Database, User
+from .db import Database
 from .middleware import USER_STATE_KEY
 
 UNAUTHORIZED = HTTPException(
@@ -48,28 +48,27 @@ async def get_session(request: Request) -> Database:
 SessionDep = Annotated[Database, Depends(get_session)]
 
 
-async def get_current_user(request: Request) -> User:
-    """The user the bearer token names; 401 (saying nothing more) otherwise.
+async def get_current_user(request: Request) -> auth.AuthenticatedUser:
+    """The user the bearer token names, with their settings row; 401 (saying nothing more)
+    otherwise.
 
     Hot path (every authenticated request), so it is kept to one dependency node: the header
     is parsed here rather than through fastapi.security.HTTPBearer (app.py declares the bearer
-    scheme in the OpenAPI document) and the session is taken with get_session() directly
-    (same connection as SessionDep: both live in the request's scope). The lookup is one
-    indexed read, which in WAL mode never waits on a writer, so it runs on the event loop
-    instead of paying for a threadpool hop.
+    scheme in the OpenAPI document). The lookup is one indexed read on the event loop's own
+    query-only connection (db.PointReader): in WAL mode it never waits on a writer, and it
+    needs no pooled connection.
     """
-    session = await get_session(request)
     scheme, _, token = request.headers.get("authorization", "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise UNAUTHORIZED
-    user = auth.user_for_token(session, token.strip())
+    user = auth.user_for_token(request.app.state.point_reader, token.strip())
     if user is None:
         raise UNAUTHORIZED
     request.state.__setattr__(USER_STATE_KEY, user.name)
     return user
 
 
-CurrentUser = Annotated[User, Depends(get_current_user)]
+CurrentUser = Annotated[auth.AuthenticatedUser, Depends(get_current_user)]
 
 
 async def get_local_client(request: Request) -> httpx.AsyncClient:

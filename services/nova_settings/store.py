@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .config import Config
-from .db import Database, Param, PreparedQuery, User, UserSettings, default_settings_row, utcnow
+from .db import Database, UserSettings, default_settings_row, utcnow
 from .discovery import Catalog
 from .schemas import SettingsOut
+
+if TYPE_CHECKING:
+    from .auth import AuthenticatedUser
+
+
+class StoredSettings(NamedTuple):
+    """A user_settings row as read on the hot path (see auth.user_for_token)."""
+
+    llm_model: str | None
+    llm_temperature: float
+    llm_max_tokens: int
+    updated_at: str | None
+    revision: int
 
 
 class SettingsRefused(Exception):
@@ -21,52 +34,34 @@ class SettingsRefused(Exception):
 
 
 def _out(row: UserSettings, config: Config) -> SettingsOut:
-    return SettingsOut(
-        llm_model=row.llm_model or config.local_model,
-        llm_temperature=row.llm_temperature,
-        llm_max_tokens=row.llm_max_tokens,
-        updated_at=row.updated_at,
-        revision=row.revision,
+    return settings_out(
+        StoredSettings(
+            row.llm_model, row.llm_temperature, row.llm_max_tokens, row.updated_at, row.revision
+        ),
+        config,
     )
 
 
-def _row_for_update(db: Database, user: User, config: Config) -> UserSettings:
+def _row_for_update(db: Database, user: AuthenticatedUser, config: Config) -> UserSettings:
     row = UserSettings.get_or_none(UserSettings.user == user.id)
     if row is None:
-        UserSettings.insert(**default_settings_row(user, config.local_model)).execute()
+        UserSettings.insert(**default_settings_row(user.id, config.local_model)).execute()
         row = UserSettings.get(UserSettings.user == user.id)
     return row
 
 
-_SETTINGS_BY_USER = PreparedQuery(
-    lambda: UserSettings.select(
-        UserSettings.llm_model,
-        UserSettings.llm_temperature,
-        UserSettings.llm_max_tokens,
-        UserSettings.updated_at,
-        UserSettings.revision,
-    ).where(UserSettings.user == Param("user_id"))
-)
-
-
-def read_settings_fast(db: Database, user: User, config: Config) -> SettingsOut | None:
-    """One indexed point read (primary key); None when the user has no settings row yet.
-
-    Never waits: in WAL mode readers do not take locks that writers hold, so this may run on
-    the event loop."""
-    row = _SETTINGS_BY_USER.fetchone(db, user_id=user.id)
-    if row is None:
-        return None
+def settings_out(stored: StoredSettings, config: Config) -> SettingsOut:
+    """The API view of a stored row (NULL model: the host's local model)."""
     return SettingsOut(
-        llm_model=row[0] or config.local_model,
-        llm_temperature=row[1],
-        llm_max_tokens=row[2],
-        updated_at=row[3],
-        revision=row[4],
+        llm_model=stored.llm_model or config.local_model,
+        llm_temperature=stored.llm_temperature,
+        llm_max_tokens=stored.llm_max_tokens,
+        updated_at=stored.updated_at,
+        revision=stored.revision,
     )
 
 
-def seed_settings(db: Database, user: User, config: Config) -> SettingsOut:
+def seed_settings(db: Database, user: AuthenticatedUser, config: Config) -> SettingsOut:
     """Create the default settings row if missing (takes the write lock: threadpool)."""
     with db.atomic("IMMEDIATE"):
         row = _row_for_update(db, user, config)
@@ -82,7 +77,7 @@ def context_limit(catalog: Catalog, model: str, config: Config) -> int:
 
 def apply_changes(
     db: Database,
-    user: User,
+    user: AuthenticatedUser,
     changes: dict[str, Any],
     catalog: Catalog | None,
     config: Config,

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import socket
+import sqlite3
 
 import pytest
 
@@ -19,6 +21,25 @@ def test_defaults_are_seeded(service, tmp_path):
     assert body["llm_model"] == LOCAL_MODEL
     assert body["llm_temperature"] == 0.6
     assert body["llm_max_tokens"] == 2048
+
+
+def test_a_user_without_a_settings_row_gets_the_defaults_stored(service, tmp_path):
+    """A user row with no settings row (created by hand, or by an older release): the first
+    read seeds and stores the defaults, and later reads and writes see that row."""
+    service.admin("ensure-user", "erin", "--token-file", str(tmp_path / "erin"))
+    with contextlib.closing(sqlite3.connect(service.db_path)) as conn, conn:
+        conn.execute(
+            'DELETE FROM user_settings WHERE user_id = (SELECT id FROM "user" WHERE name = ?)',
+            ("erin",),
+        )
+    with service.client((tmp_path / "erin").read_text().strip()) as c:
+        first = c.get("/api/user-settings/")
+        assert first.status_code == 200, first.text
+        assert first.json()["llm_temperature"] == 0.6
+        assert service.db_row("erin") == (LOCAL_MODEL, 0.6, 2048, 0)
+        assert c.get("/api/user-settings/").json() == first.json()
+        assert c.patch("/api/user-settings/", json={"llm_temperature": 1.5}).status_code == 200
+        assert c.get("/api/user-settings/").json()["llm_temperature"] == 1.5
 
 
 def test_put_and_patch(client, fresh_settings):
@@ -73,9 +94,9 @@ def test_bad_input_is_refused_and_changes_nothing(
 ):
     if method == "PUT":
         full = {"llm_model": LOCAL_MODEL, "llm_temperature": 0.7, "llm_max_tokens": 100}
-        if field is None:
-            pytest.skip("an empty body is a PATCH-only case")
-        body = {**full, **body}
+        # A bad field inside an otherwise whole object; the empty body stays empty (PUT
+        # needs every field).
+        body = {**full, **body} if body else {}
     before = _row_and_body(service, client)
     r = client.request(method, "/api/user-settings/", json=body)
     assert 400 <= r.status_code < 500, r.text

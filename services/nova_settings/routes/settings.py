@@ -8,6 +8,7 @@ from fastapi import APIRouter, HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
 from .. import discovery, store
+from ..config import Config
 from ..deps import ConfigDep, CurrentUser, LocalClientDep, SessionDep, get_session
 from ..schemas import SettingsOut, SettingsPatch, SettingsPut
 
@@ -16,15 +17,16 @@ router = APIRouter(prefix="/api/user-settings", tags=["settings"])
 
 @router.get("/", response_model=SettingsOut)
 async def read_settings(user: CurrentUser, request: Request) -> Response:
-    # The hottest route: no further dependency nodes (FastAPI's dependency resolution costs
-    # more than the query). Config and the request's connection come from the app state;
-    # CurrentUser has already checked out the connection.
-    config = request.app.state.config
-    session = await get_session(request)
-    # A point read that never waits in WAL mode: done on the event loop (see store.py).
-    settings = store.read_settings_fast(session, user, config)
-    if settings is None:  # a user created without settings: seed the defaults
+    # The hottest route (the chat agent calls it before every LLM call). CurrentUser's query
+    # already brought the settings row, so a read is that one indexed query, and no further
+    # dependency nodes (FastAPI resolves each for more than the query costs): config comes
+    # from the app state, and a pooled connection is taken only to seed a missing row.
+    config: Config = request.app.state.config
+    if user.settings is None:  # a user created without settings: seed the defaults
+        session = await get_session(request)
         settings = await run_in_threadpool(store.seed_settings, session, user, config)
+    else:
+        settings = store.settings_out(user.settings, config)
     # Already a validated SettingsOut: render it directly instead of validating it again.
     return Response(settings.model_dump_json(), media_type="application/json")
 
