@@ -10,6 +10,7 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, HTTPException, Request, status
+from starlette.types import Scope
 
 from . import auth
 from .config import Config
@@ -58,14 +59,23 @@ async def get_current_user(request: Request) -> auth.AuthenticatedUser:
     query-only connection (db.PointReader): in WAL mode it never waits on a writer, and it
     needs no pooled connection.
     """
-    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    scheme, _, token = _authorization(request.scope).partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise UNAUTHORIZED
     user = auth.user_for_token(request.app.state.point_reader, token.strip())
     if user is None:
         raise UNAUTHORIZED
-    request.state.__setattr__(USER_STATE_KEY, user.name)
+    # For the access log (the same dict as request.state, without building a State object).
+    request.scope.setdefault("state", {})[USER_STATE_KEY] = user.name
     return user
+
+
+def _authorization(scope: Scope) -> str:
+    """The Authorization header straight from the ASGI scope (no Headers object per call)."""
+    for name, value in scope["headers"]:
+        if name == b"authorization":
+            return value.decode("latin-1")
+    return ""
 
 
 CurrentUser = Annotated[auth.AuthenticatedUser, Depends(get_current_user)]
