@@ -14,6 +14,7 @@ DEFAULT_UNITS = (
     "nova-settings.service",
     "nova-litellm-reload.path",
     "nova-llm.target",
+    "nova-llm-check.service",
 )
 DEFAULT_SECRET_DIRS = (
     "/etc/nova/secrets",
