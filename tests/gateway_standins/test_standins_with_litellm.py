@@ -1,7 +1,8 @@
 """The real LiteLLM SDK against the stand-ins: proves they speak what LiteLLM's ``gemini/`` and
 ``openai/`` providers send and parse, sync and async (the proxy's path), streaming included.
 
-Needs LiteLLM: scripts/test runs it in the gateway's venv (.venv-gateway, made by scripts/bootstrap).
+Needs LiteLLM: scripts/test runs it in the gateway's venv (.venv-gateway, made by
+scripts/bootstrap).
 """
 
 from __future__ import annotations
