@@ -15,6 +15,8 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse
 
 from . import __version__
+from .auth import UserLookup
+from .commit_stamp import CommitStamp
 from .config import Config
 from .db import PointReader, migrate, open_database
 from .middleware import AccessLogMiddleware, BodySizeLimitMiddleware, DbScopeMiddleware
@@ -85,6 +87,8 @@ def create_app(config: Config) -> FastAPI:
             before, after = migrate(db)
         if before != after:
             log.info("schema upgraded from version %d to %d", before, after)
+        commit_stamp = CommitStamp.open(config.db_path)  # open_database() set WAL mode
+        app.state.user_lookup = UserLookup(point_reader, commit_stamp)
         if not config.local_model:
             log.warning("NOVA_LOCAL_MODEL is not set: no model will count as local")
         app.state.local_client = httpx.AsyncClient(trust_env=False)
@@ -100,6 +104,7 @@ def create_app(config: Config) -> FastAPI:
             await app.state.local_client.aclose()
             await app.state.provider_client.aclose()
             point_reader.close_all()
+            commit_stamp.close()
             db.close_all()
 
     app = FastAPI(

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 import peewee
 
+from .commit_stamp import CommitStamp
 from .db import Param, PointReader, PreparedQuery, User, UserSettings
 from .store import StoredSettings
 
@@ -58,18 +59,53 @@ def token_matches(token: str, token_hash: str) -> bool:
     return hmac.compare_digest(hash_token(token), token_hash)
 
 
-def user_for_token(reader: PointReader, token: str) -> AuthenticatedUser | None:
-    """The user whose stored hash matches ``token``, or None.
-
-    The lookup is by the token's hash (unique index), so its timing says nothing about the
-    token; the final comparison is constant-time anyway. No caching: a rotated or deleted
-    token stops working on the next request.
-    """
-    if not _TOKEN_RE.match(token):
-        return None
-    digest = hash_token(token)
+def _query_user(reader: PointReader, digest: str) -> AuthenticatedUser | None:
+    """The user whose stored token hash is ``digest``, or None: one query on the unique index
+    (so its timing says nothing about the token); the final comparison is constant-time
+    anyway."""
     row = reader.fetchone(_USER_BY_TOKEN_HASH, token_hash=digest)
     if row is None or not hmac.compare_digest(row[2], digest):
         return None
     settings = None if row[7] is None else StoredSettings(*row[3:8])
     return AuthenticatedUser(id=row[0], name=row[1], settings=settings)
+
+
+class UserLookup:
+    """The user (with settings) a bearer token names, from a cache that is trusted only while
+    nothing has been committed.
+
+    Every authenticated request looks its caller up, and the chat agent reads its settings
+    before every LLM call; under load the query costs the settings read a fifth of its
+    throughput (scripts/bench-settings). The cache is keyed by the token's hash (no tokens in
+    memory) and emptied as soon as SQLite's commit stamp moves: a commit by this service, by
+    ``nova-settings-admin`` or by anything else that writes the file. A rotated or deleted
+    token therefore stops working, and a changed setting is seen, on the very next request.
+    Unknown tokens are never cached. Runs on the event loop only.
+    """
+
+    def __init__(self, reader: PointReader, stamp: CommitStamp, max_entries: int = 4096) -> None:
+        self._reader = reader
+        self._stamp = stamp
+        self._max_entries = max_entries
+        self._cached: dict[str, AuthenticatedUser] = {}
+        self._cached_at: bytes | None = None
+
+    def user_for_token(self, token: str) -> AuthenticatedUser | None:
+        """The user whose token this is, or None."""
+        if not _TOKEN_RE.match(token):
+            return None
+        digest = hash_token(token)
+        # Read the stamp before the query: a commit that lands in between makes the cached
+        # row newer than its stamp, never older, and empties the cache on the next request.
+        stamp = self._stamp.read()
+        if stamp is None or stamp != self._cached_at:
+            self._cached.clear()
+            self._cached_at = stamp
+        elif (user := self._cached.get(digest)) is not None:
+            return user
+        user = _query_user(self._reader, digest)
+        if user is not None and stamp is not None:
+            if len(self._cached) >= self._max_entries:
+                self._cached.clear()
+            self._cached[digest] = user
+        return user

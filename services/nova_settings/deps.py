@@ -55,14 +55,15 @@ async def get_current_user(request: Request) -> auth.AuthenticatedUser:
 
     Hot path (every authenticated request), so it is kept to one dependency node: the header
     is parsed here rather than through fastapi.security.HTTPBearer (app.py declares the bearer
-    scheme in the OpenAPI document). The lookup is one indexed read on the event loop's own
-    query-only connection (db.PointReader): in WAL mode it never waits on a writer, and it
-    needs no pooled connection.
+    scheme in the OpenAPI document). The lookup (auth.UserLookup) is served from memory until
+    the next commit, otherwise one indexed read on the event loop's own query-only connection
+    (db.PointReader): in WAL mode it never waits on a writer, and it needs no pooled
+    connection.
     """
     scheme, _, token = _authorization(request.scope).partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise UNAUTHORIZED
-    user = auth.user_for_token(request.app.state.point_reader, token.strip())
+    user = request.app.state.user_lookup.user_for_token(token.strip())
     if user is None:
         raise UNAUTHORIZED
     # For the access log (the same dict as request.state, without building a State object).

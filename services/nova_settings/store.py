@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any, NamedTuple
 
 from .config import Config
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class StoredSettings(NamedTuple):
-    """A user_settings row as read on the hot path (see auth.user_for_token)."""
+    """A user_settings row as read on the hot path (see auth.UserLookup)."""
 
     llm_model: str | None
     llm_temperature: float
@@ -38,7 +39,7 @@ def _out(row: UserSettings, config: Config) -> SettingsOut:
         StoredSettings(
             row.llm_model, row.llm_temperature, row.llm_max_tokens, row.updated_at, row.revision
         ),
-        config,
+        config.local_model,
     )
 
 
@@ -50,15 +51,25 @@ def _row_for_update(db: Database, user: AuthenticatedUser, config: Config) -> Us
     return row
 
 
-def settings_out(stored: StoredSettings, config: Config) -> SettingsOut:
+def settings_out(stored: StoredSettings, local_model: str | None) -> SettingsOut:
     """The API view of a stored row (NULL model: the host's local model)."""
     return SettingsOut(
-        llm_model=stored.llm_model or config.local_model,
+        llm_model=stored.llm_model or local_model,
         llm_temperature=stored.llm_temperature,
         llm_max_tokens=stored.llm_max_tokens,
         updated_at=stored.updated_at,
         revision=stored.revision,
     )
+
+
+@lru_cache(maxsize=4096)
+def settings_json(stored: StoredSettings, local_model: str | None) -> bytes:
+    """The JSON body of ``GET /api/user-settings/`` for a stored row.
+
+    A pure function of the row (every column, revision included) and the host's local model,
+    so it is memoised: the hot read then costs no model validation and no serialisation.
+    """
+    return settings_out(stored, local_model).model_dump_json().encode()
 
 
 def seed_settings(db: Database, user: AuthenticatedUser, config: Config) -> SettingsOut:

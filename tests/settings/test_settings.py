@@ -42,6 +42,22 @@ def test_a_user_without_a_settings_row_gets_the_defaults_stored(service, tmp_pat
         assert c.get("/api/user-settings/").json()["llm_temperature"] == 1.5
 
 
+def test_a_change_written_by_another_process_is_read_at_once(service, client, fresh_settings):
+    """The service serves the settings read from memory between commits (auth.UserLookup):
+    a row changed behind its back (here by this test process's own connection) must still
+    be what the very next read returns."""
+    with contextlib.closing(sqlite3.connect(service.db_path)) as conn:
+        for step in range(1, 21):
+            assert client.get("/api/user-settings/").status_code == 200  # cached now
+            with conn:
+                conn.execute(
+                    "UPDATE user_settings SET llm_temperature = ?, revision = revision + 1 "
+                    'WHERE user_id = (SELECT id FROM "user" WHERE name = ?)',
+                    (step / 10, "alice"),
+                )
+            assert client.get("/api/user-settings/").json()["llm_temperature"] == step / 10
+
+
 def test_put_and_patch(client, fresh_settings):
     r = client.patch("/api/user-settings/", json={"llm_temperature": 0})
     assert r.status_code == 200, r.text

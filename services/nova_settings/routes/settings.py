@@ -17,18 +17,19 @@ router = APIRouter(prefix="/api/user-settings", tags=["settings"])
 
 @router.get("/", response_model=SettingsOut)
 async def read_settings(user: CurrentUser, request: Request) -> Response:
-    # The hottest route (the chat agent calls it before every LLM call). CurrentUser's query
-    # already brought the settings row, so a read is that one indexed query, and no further
-    # dependency nodes (FastAPI resolves each for more than the query costs): config comes
-    # from the app state, and a pooled connection is taken only to seed a missing row.
+    # The hottest route (the chat agent calls it before every LLM call). CurrentUser already
+    # brought the settings row (auth.UserLookup), so a read costs no further query and no
+    # further dependency nodes (FastAPI resolves each for more than the query costs): config
+    # comes from the app state, and a pooled connection is taken only to seed a missing row.
     config: Config = request.app.state.config
     if user.settings is None:  # a user created without settings: seed the defaults
         session = await get_session(request)
-        settings = await run_in_threadpool(store.seed_settings, session, user, config)
+        seeded = await run_in_threadpool(store.seed_settings, session, user, config)
+        body = seeded.model_dump_json().encode()
     else:
-        settings = store.settings_out(user.settings, config)
-    # Already a validated SettingsOut: render it directly instead of validating it again.
-    return Response(settings.model_dump_json(), media_type="application/json")
+        body = store.settings_json(user.settings, config.local_model)
+    # Already a validated SettingsOut body: sent as is instead of being validated again.
+    return Response(body, media_type="application/json")
 
 
 async def _apply(
