@@ -59,6 +59,16 @@ out = {{
 print(json.dumps(out))
 """
 
+# Runs on the host as the database's owner: one user's temperature changed behind the service.
+_SET_TEMPERATURE = f"""
+import sqlite3
+c = sqlite3.connect({DB!r}, timeout=30)
+c.execute(
+    'UPDATE user_settings SET llm_temperature = ?, revision = revision + 1'
+    ' WHERE user_id = (SELECT id FROM "user" WHERE name = ?)', ({{value}}, {{name!r}}))
+c.commit()
+"""
+
 
 def db_snapshot(host: Host) -> dict:
     script = shlex.quote(_SNAPSHOT)
@@ -405,6 +415,26 @@ def _fetch_cmd(hub: object, dest: str) -> str:
 
 def _listing(host: Host) -> str:
     return host.ssh(f"cd {SMALL_DIR} && find . -type f -printf '%p %s\\n' | sort; df -k .")
+
+
+def test_settings_read_sees_a_write_made_on_the_host_at_once(host: Host) -> None:
+    """The settings read is served from memory between commits (auth.UserLookup, checked
+    against SQLite's WAL-index header). Under the hardened unit: the cache is on (the running
+    service logged no "cache is off"), and a row changed on the host behind the service's back
+    (sqlite3, as the database's owner) is what the very next read returns, ten times over."""
+    wait_healthy(host)
+    token = _make_users(host, ["cache-reader"])["cache-reader"]
+    invocation = host.unit("nova-settings.service", "InvocationID")["InvocationID"]
+    journal = host.ssh(f"journalctl _SYSTEMD_INVOCATION_ID={invocation} --no-pager -o cat")
+    assert "nova-settings" in journal and "cache is off" not in journal
+    with httpx.Client(
+        base_url=host.settings_url, headers={"Authorization": f"Bearer {token}"}, timeout=10
+    ) as client:
+        for step in range(1, 11):
+            assert client.get(SETTINGS).status_code == 200  # now in the cache
+            update = shlex.quote(_SET_TEMPERATURE.format(value=step / 10, name="cache-reader"))
+            host.ssh(f'runuser -u "$(stat -c %U {DB})" -- python3 -c {update}')
+            assert client.get(SETTINGS).json()["llm_temperature"] == step / 10
 
 
 def test_disk_full_during_model_download(host: Host) -> None:
