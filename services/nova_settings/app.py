@@ -116,7 +116,6 @@ def create_app(config: Config) -> FastAPI:
     app.openapi = _openapi_with_bearer(app)  # type: ignore[method-assign]
     app.state.config = config
     app.state.db = db
-    app.state.point_reader = point_reader
     app.add_exception_handler(RequestValidationError, _validation_error)
     # Routes are matched in order, one by one: the constant baseline and the settings read
     # (the hot route) first, the OpenAPI documents (rare) last. The routers' routes are

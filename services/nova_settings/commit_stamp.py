@@ -43,12 +43,10 @@ class CommitStamp:
         try:
             anchor.execute("PRAGMA query_only = 1")
             (mode,) = anchor.execute("PRAGMA journal_mode").fetchone()
+            if str(mode).lower() != "wal":
+                raise ValueError(f"the database is not in WAL mode ({mode})")
             # A read maps the wal-index (and creates -shm if this is the first connection).
             anchor.execute("SELECT count(*) FROM sqlite_master").fetchall()
-            if str(mode).lower() != "wal":
-                log.warning("database is not in WAL mode (%s): the hot-path cache is off", mode)
-                anchor.close()
-                return cls(None, None)
             with open(f"{db_path}-shm", "rb") as shm:
                 header = mmap.mmap(shm.fileno(), 2 * _HEADER_BYTES, access=mmap.ACCESS_READ)
         except (OSError, ValueError, sqlite3.Error) as exc:
