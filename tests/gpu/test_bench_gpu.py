@@ -76,3 +76,14 @@ def test_tiny_random_gguf(tmp_path: Path, weights: str) -> None:
     assert (info.architecture, info.block_count, info.head_count_kv) == ("qwen3", 2, 2)
     assert info.key_length == 16
     assert info.context_length == 512
+
+
+def test_full_offload_is_read_from_llama_servers_own_log() -> None:
+    log = (
+        "load_tensors: loading model tensors, this can take a while... (mmap = true)\n"
+        "load_tensors: offloading 36 repeating layers to GPU\n"
+        "load_tensors: offloaded 37/37 layers to GPU\n"
+    )
+    assert bench.offloaded_layers(log) == (37, 37)
+    assert bench.offloaded_layers(log.replace("37/37", "20/37")) == (20, 37)
+    assert bench.offloaded_layers("load_tensors: CPU_Mapped model buffer size = 8.7 GiB\n") is None
