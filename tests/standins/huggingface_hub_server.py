@@ -213,6 +213,7 @@ class _Server(ThreadingHTTPServer):
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # as gemini_api.Handler: no 40 ms delayed-ACK stall
     server: _Server
 
     def log_message(self, format: str, *args: object) -> None:
