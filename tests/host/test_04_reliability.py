@@ -70,10 +70,14 @@ c.commit()
 """
 
 
+def _python_as_db_owner(host: Host, script: str) -> str:
+    """Run a Python script on the host as the owner of the settings database."""
+    command = f'runuser -u "$(stat -c %U {DB})" -- python3 -c {shlex.quote(script)}'
+    return host.ssh(command, timeout=60)
+
+
 def db_snapshot(host: Host) -> dict:
-    script = shlex.quote(_SNAPSHOT)
-    out = host.ssh(f'runuser -u "$(stat -c %U {DB})" -- python3 -c {script}', timeout=60)
-    return json.loads(out)
+    return json.loads(_python_as_db_owner(host, _SNAPSHOT))
 
 
 def _get_ok(url: str, timeout: float = 3, **kw: object) -> bool:
@@ -432,8 +436,7 @@ def test_settings_read_sees_a_write_made_on_the_host_at_once(host: Host) -> None
     ) as client:
         for step in range(1, 11):
             assert client.get(SETTINGS).status_code == 200  # now in the cache
-            update = shlex.quote(_SET_TEMPERATURE.format(value=step / 10, name="cache-reader"))
-            host.ssh(f'runuser -u "$(stat -c %U {DB})" -- python3 -c {update}')
+            _python_as_db_owner(host, _SET_TEMPERATURE.format(value=step / 10, name="cache-reader"))
             assert client.get(SETTINGS).json()["llm_temperature"] == step / 10
 
 
