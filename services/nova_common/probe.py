@@ -1,0 +1,93 @@
+"""One HTTP health request with a short timeout, whose failures are values, not exceptions.
+
+nova-diagnose, nova-watchdog and the status page all ask local services "do you answer?". A
+SIGSTOPped or wedged server accepts the connection (the kernel does) but never answers, so the
+timeout is the probe; a refused connection, a timeout and an HTTP error status are three
+different findings, and each caller words them its own way from one :class:`ProbeOutcome`.
+Local probes ignore proxy variables (``trust_env=False``): they must reach 127.0.0.1 directly.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+
+
+@dataclass(frozen=True)
+class ProbeOutcome:
+    """The answer (``response``), or why none came: ``timed_out``, else ``error`` names it."""
+
+    method: str
+    url: str
+    timeout_s: float
+    response: httpx.Response | None = None
+    elapsed_ms: int | None = None
+    timed_out: bool = False
+    error: str | None = None  # the exception's class name when the request failed otherwise
+
+    @property
+    def answered(self) -> bool:
+        return self.response is not None
+
+    @property
+    def ok(self) -> bool:
+        """An answer with a 2xx status."""
+        return self.response is not None and self.response.is_success
+
+    @property
+    def status(self) -> int | None:
+        return self.response.status_code if self.response is not None else None
+
+    @property
+    def no_answer(self) -> str:
+        """Why no answer came, in words ("" when one did)."""
+        if self.timed_out:
+            return f"no answer within {self.timeout_s:g} s"
+        return f"unreachable ({self.error})" if self.error else ""
+
+
+def _failed(method: str, url: str, timeout: float, exc: httpx.HTTPError) -> ProbeOutcome:
+    if isinstance(exc, httpx.TimeoutException):
+        return ProbeOutcome(method, url, timeout, timed_out=True)
+    return ProbeOutcome(method, url, timeout, error=exc.__class__.__name__)
+
+
+def probe(
+    method: str,
+    url: str,
+    timeout: float,
+    *,
+    headers: dict[str, str] | None = None,
+    json: Any = None,
+) -> ProbeOutcome:
+    """Send one request on a fresh client (no proxies) and report what happened."""
+    start = time.monotonic()
+    try:
+        with httpx.Client(timeout=timeout, trust_env=False) as client:
+            response = client.request(method, url, headers=headers, json=json)
+    except httpx.HTTPError as exc:
+        return _failed(method, url, timeout, exc)
+    elapsed = int((time.monotonic() - start) * 1000)
+    return ProbeOutcome(method, url, timeout, response=response, elapsed_ms=elapsed)
+
+
+async def probe_async(
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    timeout: float,
+    *,
+    headers: dict[str, str] | None = None,
+    json: Any = None,
+) -> ProbeOutcome:
+    """:func:`probe` on the caller's async client (a service keeps one for its probes)."""
+    start = time.monotonic()
+    try:
+        response = await client.request(method, url, headers=headers, json=json, timeout=timeout)
+    except httpx.HTTPError as exc:
+        return _failed(method, url, timeout, exc)
+    elapsed = int((time.monotonic() - start) * 1000)
+    return ProbeOutcome(method, url, timeout, response=response, elapsed_ms=elapsed)
