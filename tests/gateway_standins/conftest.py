@@ -8,19 +8,17 @@ the gateway's venv). ``LITELLM_LOCAL_MODEL_COST_MAP`` keeps its import off the n
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from tests.standins.gemini_api import GeminiStandin
+from tests.standins.openai_backend import OpenAIBackendStandin
+
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from standins.gemini_api import GeminiStandin  # noqa: E402
-from standins.openai_backend import OpenAIBackendStandin  # noqa: E402
 
 GEMINI_KEY = "AIzaSyTESTKEY0123456789abcdefghij3xYz"
 

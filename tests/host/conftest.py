@@ -23,7 +23,6 @@ import os
 import shlex
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -32,10 +31,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
+from tests.standins.gemini_api import GeminiStandin
 
-from standins.gemini_api import GeminiStandin  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 # Overridable so that two sessions on one machine do not collide (the hosts share this
 # machine's network namespace): NOVA_HOSTTEST_NAME, NOVA_HOSTTEST_SSH_PORT, and

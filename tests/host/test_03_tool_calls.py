@@ -15,7 +15,7 @@ import time
 import httpx
 import pytest
 
-from standins.openai_backend import OpenAIBackendStandin
+from tests.standins.openai_backend import OpenAIBackendStandin
 
 from .conftest import Host, chat
 

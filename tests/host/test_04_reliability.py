@@ -453,7 +453,7 @@ def test_disk_full_during_model_download(host: Host) -> None:
     unchanged, nothing at ``--dest`` (nor its ``.partial``). Where the resumable download
     (``.download-cache/<sha256>.incomplete``) stays is printed, not asserted (it is kept by
     design, for a later run to resume)."""
-    from standins.huggingface_hub_server import HubStandin
+    from tests.standins.huggingface_hub_server import HubStandin
 
     previous = f"{SMALL_DIR}/previous.gguf"
     dest = f"{SMALL_DIR}/new.gguf"

@@ -13,10 +13,9 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests" / "standins"))
+from tests.standins.huggingface_hub_server import HubStandin
 
-from huggingface_hub_server import HubStandin  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 REPO = "nova-test/tiny-model-GGUF"
 FILENAME = "tiny-model.Q4_K_M.gguf"

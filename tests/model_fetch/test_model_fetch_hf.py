@@ -8,8 +8,9 @@ import subprocess
 import time
 from pathlib import Path
 
-from conftest import FILENAME, REPO, Cli, MiB, cli_env, file_sha256, sha256
-from huggingface_hub_server import DEFAULT_COMMIT, HubStandin
+from tests.standins.huggingface_hub_server import DEFAULT_COMMIT, HubStandin
+
+from .conftest import FILENAME, REPO, Cli, MiB, cli_env, file_sha256, sha256
 
 TOKEN = "hf_StandInTokenDoNotPrint0123456789"
 

@@ -8,7 +8,8 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import Cli, MiB, file_sha256, sha256
+
+from .conftest import Cli, MiB, file_sha256, sha256
 
 
 @pytest.fixture

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import stat
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "services"))
-sys.path.insert(0, str(ROOT / "tests"))
-
-from ops.standin import Standin  # noqa: E402
+from .standin import Standin
 
 FAKE_SYSTEMCTL = """#!/bin/sh
 # fake systemctl: show -p ... -- UNIT -> UNIT.show; show -P PROP -- UNIT -> UNIT.PROP;

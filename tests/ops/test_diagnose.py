@@ -13,8 +13,9 @@ import pytest
 from nova_diagnose import host
 from nova_diagnose.__main__ import main
 from nova_diagnose.redact import Redactor
-from ops.conftest import FakeSystemd
-from ops.standin import LLAMA_OK, Standin, free_port, silent_socket
+
+from .conftest import FakeSystemd
+from .standin import LLAMA_OK, Standin, free_port, silent_socket
 
 MASTER_KEY = "nova-master-PLANTED-7f3a9c"
 MODEL = "tiny-local"

@@ -12,8 +12,9 @@ import pytest
 
 from nova_watchdog import probes
 from nova_watchdog.__main__ import main
-from ops.conftest import FakeSystemd
-from ops.standin import LLAMA_OK, Standin, free_port, silent_socket
+
+from .conftest import FakeSystemd
+from .standin import LLAMA_OK, Standin, free_port, silent_socket
 
 LLAMA = "nova-llama-server.service"
 GATEWAY = "nova-litellm.service"

@@ -21,12 +21,11 @@ from pathlib import Path
 import httpx
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT / "tests"))
+from tests.standins.fake_gateway import FakeGateway, FakeLlamaServer
+from tests.standins.google_api import GoogleApiStandin
+from tests.standins.langsmith_api import LangSmithApiStandin
 
-from standins.fake_gateway import FakeGateway, FakeLlamaServer  # noqa: E402
-from standins.google_api import GoogleApiStandin  # noqa: E402
-from standins.langsmith_api import LangSmithApiStandin  # noqa: E402
+ROOT = Path(__file__).resolve().parents[2]
 
 LOCAL_MODEL = "SmolLM2-135M-Instruct"
 LOCAL_CTX = 8192

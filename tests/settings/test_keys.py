@@ -6,7 +6,7 @@ import stat
 
 import pytest
 
-from standins.google_api import dead_url
+from tests.standins.google_api import dead_url
 
 from .conftest import GOOGLE_KEY, LANGSMITH_KEY, run_service
 
