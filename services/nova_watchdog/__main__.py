@@ -12,20 +12,13 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from nova_common.envfile import read_env_file
+from nova_common.journal import ERR, WARNING, log
+
 from . import probes, state
-from .log import ERR, WARNING, log
 from .watchdog import Policy, Target, read_key, run_once
 
 TARGETS = ("llama-server", "gateway", "settings")
-
-
-def _env_file(path: Path) -> dict[str, str]:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except OSError:
-        return {}
-    pairs = (line.strip().partition("=") for line in lines if not line.lstrip().startswith("#"))
-    return {k.strip(): v.strip().strip("\"'") for k, sep, v in pairs if sep}
 
 
 def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
@@ -137,7 +130,7 @@ def main(argv: Sequence[str] | None = None, env: Mapping[str, str] | None = None
     if args.failures < 1:
         print("nova-watchdog: error: --failures must be at least 1", file=sys.stderr)
         return 2
-    targets = build_targets(args, _env_file(args.settings_env))
+    targets = build_targets(args, read_env_file(args.settings_env))
     policy = Policy.from_text(args.failures, args.systemctl, args.restart_command, args.verbose)
     try:
         with state.locked(args.state_file) as got_lock:

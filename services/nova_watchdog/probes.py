@@ -9,6 +9,8 @@ from typing import Any
 
 import httpx
 
+from nova_common.probe import probe
+
 _METRIC = re.compile(
     r"^llamacpp:(requests_processing|tokens_predicted_total|prompt_tokens_total)\s+(\S+)", re.M
 )
@@ -23,13 +25,13 @@ class ProbeResult:
 
 
 def _request(method: str, url: str, timeout: float, **kwargs: Any) -> httpx.Response | str:
-    try:
-        with httpx.Client(timeout=timeout, trust_env=False) as client:
-            return client.request(method, url, **kwargs)
-    except httpx.TimeoutException:
-        return f"no answer within {timeout:g} s"
-    except httpx.HTTPError as exc:
-        return f"{method} {url}: {exc.__class__.__name__}"
+    """The answer, or in words why none came."""
+    outcome = probe(method, url, timeout, **kwargs)
+    if outcome.response is not None:
+        return outcome.response
+    if outcome.timed_out:
+        return outcome.no_answer
+    return f"{method} {url}: {outcome.error}"
 
 
 def _outcome(response: httpx.Response | str, what: str) -> ProbeResult:

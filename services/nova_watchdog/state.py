@@ -5,11 +5,12 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import json
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
 from pydantic import BaseModel, Field, ValidationError
+
+from nova_common.files import write_atomic
 
 
 class TargetState(BaseModel):
@@ -41,10 +42,9 @@ def load(path: Path) -> tuple[State, str | None]:
 
 
 def save(path: Path, state: State) -> None:
+    """Atomically, 0600 (as the unit's UMask=0077 made it before)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(state.model_dump(), indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_atomic(path, json.dumps(state.model_dump(), indent=2) + "\n", mode=0o600)
 
 
 @contextlib.contextmanager

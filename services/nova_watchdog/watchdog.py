@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import shlex
-import shutil
 import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nova_common import systemd
+from nova_common.journal import ERR, INFO, NOTICE, WARNING, log
+
 from . import probes
-from .log import ERR, INFO, NOTICE, WARNING, log
 from .state import State, TargetState
 
 SYSTEMCTL_TIMEOUT_S = 10.0
@@ -27,21 +28,9 @@ class Target:
 
 def active_state(systemctl: str, unit: str) -> str | None:
     """ActiveState of UNIT ("active", "activating", "failed", ...), or None when unknown."""
-    path = shutil.which(systemctl)
-    if path is None:
-        return None
-    try:
-        result = subprocess.run(
-            [path, "show", "--no-pager", "-P", "ActiveState", "--", unit],
-            capture_output=True,
-            text=True,
-            timeout=SYSTEMCTL_TIMEOUT_S,
-            check=False,
-        )
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    value = result.stdout.strip()
-    return value if result.returncode == 0 and value else None
+    out = systemd.show_value(unit, "ActiveState", systemctl=systemctl, timeout=SYSTEMCTL_TIMEOUT_S)
+    value = out.stdout.strip()
+    return value if out.ok and value else None
 
 
 def restart(command: Sequence[str], unit: str) -> tuple[bool, str]:
