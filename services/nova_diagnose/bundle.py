@@ -4,10 +4,11 @@ redacted, in a .tar.gz readable by its owner only (0600)."""
 from __future__ import annotations
 
 import io
-import os
 import tarfile
 import time
 from pathlib import Path
+
+from nova_common.files import atomic_writer
 
 from . import system
 from .options import Options
@@ -44,21 +45,11 @@ def bundle_members(opts: Options, redactor: Redactor, text: str, json_text: str)
 
 def write_bundle(path: Path, members: dict[str, str]) -> None:
     """Write atomically beside PATH; the file is 0600 from its creation on."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    try:
-        os.fchmod(fd, 0o600)  # whatever the umask
-        with os.fdopen(fd, "wb") as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
-            now = int(time.time())
-            top = (
-                path.name.removesuffix(".gz").removesuffix(".tar").removesuffix(".tgz") or "bundle"
-            )
-            for name, content in members.items():
-                data = content.encode("utf-8")
-                info = tarfile.TarInfo(f"{top}/{name}")
-                info.size, info.mtime, info.mode = len(data), now, 0o600
-                tar.addfile(info, io.BytesIO(data))
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    now = int(time.time())
+    top = path.name.removesuffix(".gz").removesuffix(".tar").removesuffix(".tgz") or "bundle"
+    with atomic_writer(path, mode=0o600) as raw, tarfile.open(fileobj=raw, mode="w:gz") as tar:
+        for name, content in members.items():
+            data = content.encode("utf-8")
+            info = tarfile.TarInfo(f"{top}/{name}")
+            info.size, info.mtime, info.mode = len(data), now, 0o600
+            tar.addfile(info, io.BytesIO(data))

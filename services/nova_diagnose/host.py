@@ -6,54 +6,22 @@ import os
 import shutil
 from pathlib import Path
 
-from .report import DiskReport, FileSize, GpuDevice, GpuReport, InUseReport
+from nova_common.nvml import read_gpus
+
+from .report import DiskReport, FileSize, GpuReport, InUseReport
 from .system import ExecStart
 
 MAX_GGUFS = 50
 
 
 def gpu_report() -> GpuReport:
-    try:
-        import pynvml  # optional at run time
-    except ImportError:
-        return GpuReport(reason="NVML library (nvidia-ml-py) not installed: GPU state unknown")
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError as exc:
-        return GpuReport(reason=f"no NVIDIA driver (NVML: {exc})")
-    try:
-        driver = _text(pynvml.nvmlSystemGetDriverVersion())
-        devices = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            device = GpuDevice(index=index, name=_text(pynvml.nvmlDeviceGetName(handle)))
-            try:
-                memory = pynvml.nvmlDeviceGetMemoryInfo(handle)
-                device.memory_used_bytes, device.memory_total_bytes = (
-                    int(memory.used),
-                    int(memory.total),
-                )
-                device.temperature_c = int(
-                    pynvml.nvmlDeviceGetTemperature(handle, pynvml.NVML_TEMPERATURE_GPU)
-                )
-                device.utilization_percent = int(pynvml.nvmlDeviceGetUtilizationRates(handle).gpu)
-            except pynvml.NVMLError:
-                pass  # a metric the card does not support
-            devices.append(device)
-        if not devices:
-            return GpuReport(driver_version=driver, reason="NVIDIA driver loaded but no GPU found")
-        return GpuReport(available=True, driver_version=driver, devices=devices)
-    except pynvml.NVMLError as exc:
-        return GpuReport(reason=f"NVML error while reading the GPUs: {exc}")
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except pynvml.NVMLError:
-            pass
-
-
-def _text(value: str | bytes) -> str:
-    return value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+    reading = read_gpus()
+    return GpuReport(
+        available=reading.available,
+        driver_version=reading.driver_version,
+        reason=reading.reason,
+        devices=list(reading.devices),
+    )
 
 
 def disk_report(model_dir: Path) -> DiskReport:

@@ -8,6 +8,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from nova_common.envfile import read_env_file
+
 DEFAULT_UNITS = (
     "nova-llama-server.service",
     "nova-litellm.service",
@@ -53,26 +55,6 @@ class Options:
     min_free_percent: float
     json: bool
     bundle: Path | None
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines (systemd EnvironmentFile syntax, simple quoting); {} when unreadable."""
-    try:
-        text = path.read_text(encoding="utf-8", errors="replace")
-    except OSError:
-        return {}
-    values: dict[str, str] = {}
-    for line in text.splitlines():
-        line = line.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        key, sep, value = line.partition("=")
-        if sep:
-            value = value.strip()
-            if len(value) >= 2 and value[0] == value[-1] and value[0] in "\"'":
-                value = value[1:-1]
-            values[key.strip()] = value
-    return values
 
 
 def _split(value: str) -> tuple[str, ...]:

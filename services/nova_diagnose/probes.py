@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import httpx
+
+from nova_common.probe import probe
 
 from .report import HttpCheck
 
@@ -25,27 +26,24 @@ def _call(
     headers: dict[str, str] | None = None,
     body: dict[str, Any] | None = None,
 ) -> tuple[HttpCheck, httpx.Response | None]:
-    start = time.monotonic()
-    try:
-        with httpx.Client(timeout=timeout, trust_env=False) as client:
-            response = client.request(method, url, headers=headers, json=body)
-    except httpx.TimeoutException:
-        check = HttpCheck(
-            name=name, url=url, ok=False, timed_out=True, detail=f"no answer within {timeout:g} s"
-        )
-        return check, None
-    except httpx.HTTPError as exc:
+    outcome = probe(method, url, timeout, headers=headers, json=body)
+    response = outcome.response
+    if response is None:
         check = HttpCheck(
             name=name,
             url=url,
             ok=False,
-            unreachable=True,
-            detail=f"unreachable ({exc.__class__.__name__})",
+            timed_out=outcome.timed_out,
+            unreachable=not outcome.timed_out,
+            detail=outcome.no_answer,
         )
         return check, None
-    elapsed = int((time.monotonic() - start) * 1000)
     check = HttpCheck(
-        name=name, url=url, ok=response.is_success, status=response.status_code, elapsed_ms=elapsed
+        name=name,
+        url=url,
+        ok=response.is_success,
+        status=response.status_code,
+        elapsed_ms=outcome.elapsed_ms,
     )
     check.detail = (
         ok_detail if check.ok else f"HTTP {response.status_code} {_error_text(response)}".strip()

@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from nova_common.nvml import GpuDevice
+
 
 class UnitReport(BaseModel):
     unit: str
@@ -34,15 +36,6 @@ class HttpCheck(BaseModel):
     elapsed_ms: int | None = None
     timed_out: bool = False
     unreachable: bool = False
-
-
-class GpuDevice(BaseModel):
-    index: int
-    name: str
-    memory_used_bytes: int | None = None
-    memory_total_bytes: int | None = None
-    temperature_c: int | None = None
-    utilization_percent: int | None = None
 
 
 class GpuReport(BaseModel):

@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import re
-import shutil
-import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
+
+from nova_common import systemd
+from nova_common.systemd import ToolOutput, run_tool
 
 from .redact import Redactor
 from .report import UnitReport
 
-TIMEOUT_S = 5.0
 UNIT_PROPERTIES = (
     "LoadState",
     "ActiveState",
@@ -23,45 +23,11 @@ UNIT_PROPERTIES = (
 _ARGV = re.compile(r"argv\[\]=(.*?) ;")
 
 
-@dataclass(frozen=True)
-class Output:
-    ok: bool
-    stdout: str
-    error: str  # why it failed, one line; "" when ok
-
-
-def run_tool(tool: str, args: Sequence[str], timeout: float = TIMEOUT_S) -> Output:
-    path = shutil.which(tool)
-    if path is None:
-        return Output(False, "", f"{tool} not found")
-    try:
-        result = subprocess.run(
-            [path, *args],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return Output(False, "", f"{tool} did not answer within {timeout:g} s")
-    except OSError as exc:
-        return Output(False, "", f"{tool} could not run: {exc.strerror}")
-    if result.returncode != 0:
-        first = (result.stderr.strip().splitlines() or ["no output"])[0][:160]
-        return Output(False, result.stdout, f"{tool} exit {result.returncode}: {first}")
-    return Output(True, result.stdout, "")
-
-
 def unit_state(systemctl: str, unit: str) -> UnitReport:
-    out = run_tool(systemctl, ["show", "--no-pager", "-p", ",".join(UNIT_PROPERTIES), "--", unit])
-    if not out.ok:
-        return UnitReport(unit=unit, reason=out.error)
-    props: dict[str, str] = {}
-    for line in out.stdout.splitlines():
-        key, sep, value = line.partition("=")
-        if sep:
-            props[key] = value.strip()
+    shown = systemd.show([unit], UNIT_PROPERTIES, systemctl=systemctl)
+    if not shown.ok:
+        return UnitReport(unit=unit, reason=shown.error)
+    (props,) = shown.units
     restarts = props.get("NRestarts", "")
     load_state = props.get("LoadState") or "unknown"
     return UnitReport(
@@ -76,7 +42,7 @@ def unit_state(systemctl: str, unit: str) -> UnitReport:
     )
 
 
-def _journal(journalctl: str, args: Sequence[str]) -> Output:
+def _journal(journalctl: str, args: Sequence[str]) -> ToolOutput:
     return run_tool(journalctl, ["--no-pager", "-o", "short-iso", *args])
 
 
@@ -127,7 +93,7 @@ class ExecStart:
 
 def exec_start(systemctl: str, unit: str) -> ExecStart:
     """The main command line, from ``systemctl show -P ExecStart`` ({ path=... ; argv[]=... ; })."""
-    out = run_tool(systemctl, ["show", "--no-pager", "-P", "ExecStart", "--", unit])
+    out = systemd.show_value(unit, "ExecStart", systemctl=systemctl)
     if not out.ok:
         return ExecStart((), out.error)
     match = _ARGV.search(out.stdout)
