@@ -8,13 +8,14 @@ the stamp rewritten. This keeps repeated playbook runs from re-reading multi-GB 
 from __future__ import annotations
 
 import contextlib
-import os
 import stat
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
+
+from nova_common.files import write_atomic
 
 from .errors import FetchError
 from .hashing import sha256_file
@@ -53,12 +54,9 @@ def write_stamp(dest: Path, sha256: str) -> None:
     st = dest.stat()
     stamp = Stamp(sha256=sha256, size=st.st_size, mtime_ns=st.st_mtime_ns)
     target = stamp_path(dest)
-    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
     try:
-        tmp.write_text(stamp.model_dump_json() + "\n")
-        os.replace(tmp, target)
+        write_atomic(target, stamp.model_dump_json() + "\n", mode=0o644)
     except OSError as e:
-        tmp.unlink(missing_ok=True)
         print(f"nova-model-fetch: warning: could not write {target}: {e}", file=sys.stderr)
 
 
