@@ -1,4 +1,5 @@
-"""GPU memory: NVML (nvidia-ml-py) first, then nvidia-smi; no GPU gives an empty list."""
+"""GPU memory: NVML (nvidia-ml-py, through :mod:`nova_common.nvml`) first, then nvidia-smi; no
+GPU gives an empty list."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import shutil
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+
+from nova_common.nvml import read_gpus
 
 MiB = 1024 * 1024
 NVIDIA_SMI_QUERY = [
@@ -17,7 +20,8 @@ NVIDIA_SMI_QUERY = [
 
 @dataclass(frozen=True)
 class GpuMemory:
-    """One GPU's memory in bytes."""
+    """One GPU's memory in bytes: what sizing needs, from NVML's ``GpuDevice``, nvidia-smi or
+    ``--gpu-mib``."""
 
     name: str
     total: int
@@ -29,32 +33,15 @@ class GpuMemory:
 
 
 def _from_nvml() -> list[GpuMemory] | None:
-    """GPUs from NVML, or None when NVML is unavailable (no package, no driver, no GPU)."""
-    try:
-        import pynvml  # optional: only where nvidia-ml-py is installed
-    except ImportError:
-        return None
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError:
-        return None
-    try:
-        gpus = []
-        for index in range(pynvml.nvmlDeviceGetCount()):
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
-            name = pynvml.nvmlDeviceGetName(handle)
-            if isinstance(name, bytes):
-                name = name.decode()
-            info = pynvml.nvmlDeviceGetMemoryInfo(handle)
-            gpus.append(GpuMemory(name=str(name), total=int(info.total), used=int(info.used)))
-        return gpus
-    except pynvml.NVMLError:
-        return None
-    finally:
-        try:
-            pynvml.nvmlShutdown()
-        except pynvml.NVMLError:
-            pass
+    """GPUs from NVML, or None when NVML cannot say (no package, no driver, no GPU, a card
+    whose memory it does not report): then nvidia-smi is asked."""
+    reading = read_gpus()
+    gpus = []
+    for device in reading.devices:
+        if device.memory_total_bytes is None or device.memory_used_bytes is None:
+            return None
+        gpus.append(GpuMemory(device.name, device.memory_total_bytes, device.memory_used_bytes))
+    return gpus if reading.available else None
 
 
 def parse_nvidia_smi(output: str) -> list[GpuMemory]:
