@@ -103,11 +103,12 @@ def test_openai_backend_health_models_and_down(openai_backend):
 def test_standalone_run_prints_address_not_key(tmp_path: Path):
     key_file = tmp_path / "key"
     key_file.write_text(GEMINI_KEY + "\n")
-    script = ROOT / "tests" / "standins" / "gemini_api.py"
+    command = [sys.executable, "-m", "tests.standins.gemini_api", "--port", "0"]
     proc = subprocess.Popen(
-        [sys.executable, str(script), "--port", "0", "--key-file", str(key_file)],
+        [*command, "--key-file", str(key_file)],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=ROOT,
     )
     try:
         assert proc.stdout is not None
@@ -122,11 +123,11 @@ def test_standalone_run_prints_address_not_key(tmp_path: Path):
 
 
 def test_openai_backend_runs_standalone():
-    script = ROOT / "tests" / "standins" / "openai_backend.py"
     proc = subprocess.Popen(
-        [sys.executable, str(script), "--port", "0", "--model", "m1"],
+        [sys.executable, "-m", "tests.standins.openai_backend", "--port", "0", "--model", "m1"],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=ROOT,
     )
     try:
         assert proc.stdout is not None

@@ -175,9 +175,10 @@ def test_corrupt_state_file_starts_afresh(watchdog: Watchdog, silent: str, capsy
 
 def test_sigstopped_process_times_out():
     proc = subprocess.Popen(
-        [sys.executable, str(Path(__file__).with_name("standin.py"))],
+        [sys.executable, "-m", "tests.ops.standin"],
         stdout=subprocess.PIPE,
         text=True,
+        cwd=Path(__file__).resolve().parents[2],
     )
     try:
         url = proc.stdout.readline().strip()

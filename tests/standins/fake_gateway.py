@@ -8,19 +8,18 @@ Modes: ``ok``, ``slow``, ``error`` (HTTP 500 everywhere); llama-server also ``lo
 
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from .google_api import LoopbackStandin
+from .base import ModeStandin, StandinHandler
 
 
-class FakeGateway(LoopbackStandin):
+class FakeGateway(ModeStandin):
     def __init__(self, master_key: str, model_ids: list[str]) -> None:
         super().__init__()
         self.master_key = master_key
         self.model_ids = list(model_ids)
 
-    def answer(self, request: BaseHTTPRequestHandler) -> tuple[int, Any]:
+    def answer(self, request: StandinHandler) -> tuple[int, Any]:
         path = request.path.split("?")[0]
         if path == "/health/liveliness":
             return 200, "I'm alive!"
@@ -37,12 +36,12 @@ class FakeGateway(LoopbackStandin):
         }
 
 
-class FakeLlamaServer(LoopbackStandin):
+class FakeLlamaServer(ModeStandin):
     def __init__(self, n_ctx: int) -> None:
         super().__init__()
         self.n_ctx = n_ctx
 
-    def answer(self, request: BaseHTTPRequestHandler) -> tuple[int, Any]:
+    def answer(self, request: StandinHandler) -> tuple[int, Any]:
         path = request.path.split("?")[0]
         if path == "/health":
             if self.mode == "loading":

@@ -21,7 +21,7 @@ the body differs from what the advertised sha256 describes), ``fail_first_gets``
 
 Manual use::
 
-    python tests/standins/huggingface_hub_server.py --port 8999 --repo org/model \\
+    .venv/bin/python -m tests.standins.huggingface_hub_server --port 8999 --repo org/model \\
         --file model.gguf --path ./model.gguf
     HF_ENDPOINT=http://127.0.0.1:8999 nova-model-fetch hf --repo org/model ...
 """
@@ -34,13 +34,12 @@ import json
 import re
 import socket
 import struct
-import threading
 import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import TracebackType
 from urllib.parse import unquote, urlsplit
+
+from .base import LoopbackStandin, StandinHandler
 
 DEFAULT_COMMIT = "0123456789abcdef0123456789abcdef01234567"
 _RESOLVE_RE = re.compile(r"/(?P<repo>[^/]+/[^/]+)/resolve/(?P<revision>[^/]+)/(?P<file>.+)")
@@ -70,162 +69,9 @@ class RequestRecord:
         return self.headers.get("authorization")
 
 
-class HubStandin:
-    """Serve one file of one repo like the Hub's ``/resolve`` endpoint, on loopback."""
+class _Handler(StandinHandler):
+    """The resolve protocol, on the shared handler."""
 
-    def __init__(
-        self,
-        *,
-        repo: str,
-        filename: str,
-        content: bytes | None = None,
-        path: Path | str | None = None,
-        commit: str = DEFAULT_COMMIT,
-        private: bool = False,
-        token: str | None = None,
-        lfs_redirect: bool = False,
-        drop_after_bytes: int | None = None,
-        reset_after_bytes: int | None = None,
-        corrupt: bool = False,
-        fail_first_gets: int = 0,
-        bytes_per_second: int | None = None,
-        host: str = "127.0.0.1",
-        port: int = 0,
-    ) -> None:
-        if (content is None) == (path is None):
-            raise ValueError("give exactly one of content= or path=")
-        self.repo = repo
-        self.filename = filename
-        self._content = content
-        self._path = Path(path) if path is not None else None
-        self.size = len(content) if content is not None else self._path.stat().st_size  # type: ignore[union-attr]
-        self.sha256 = self._hash()
-        self.commit = commit
-        self.private = private
-        self.token = token
-        self.lfs_redirect = lfs_redirect
-        self.drop_after_bytes = drop_after_bytes
-        self.reset_after_bytes = reset_after_bytes
-        self.corrupt = corrupt
-        self.fail_first_gets = fail_first_gets
-        self.bytes_per_second = bytes_per_second
-        self.requests: list[RequestRecord] = []
-        self._lock = threading.Lock()
-        self._server = _Server((host, port), _Handler)
-        self._server.standin = self
-        self._thread: threading.Thread | None = None
-
-    # -- lifecycle -------------------------------------------------------------------------
-    @property
-    def port(self) -> int:
-        return int(self._server.server_address[1])
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def cdn_endpoint(self) -> str:
-        return f"http://localhost:{self.port}"
-
-    def start(self) -> HubStandin:
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-
-    def __enter__(self) -> HubStandin:
-        return self.start()
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
-
-    # -- request log -----------------------------------------------------------------------
-    def record(self, rec: RequestRecord) -> None:
-        with self._lock:
-            self.requests.append(rec)
-
-    def clear_log(self) -> None:
-        with self._lock:
-            self.requests.clear()
-
-    def gets(self) -> list[RequestRecord]:
-        with self._lock:
-            return [r for r in self.requests if r.method == "GET"]
-
-    def take_fault(self, name: str) -> int | None:
-        """Return a one-shot fault's byte count and disarm it."""
-        with self._lock:
-            value = getattr(self, name)
-            setattr(self, name, None)
-            return value
-
-    def take_failure(self) -> bool:
-        with self._lock:
-            if self.fail_first_gets > 0:
-                self.fail_first_gets -= 1
-                return True
-            return False
-
-    # -- content ---------------------------------------------------------------------------
-    def _hash(self) -> str:
-        if self._content is not None:
-            return hashlib.sha256(self._content).hexdigest()
-        digest = hashlib.sha256()
-        with self._path.open("rb") as f:  # type: ignore[union-attr]
-            while block := f.read(1 << 20):
-                digest.update(block)
-        return digest.hexdigest()
-
-    def read(self, offset: int, length: int) -> bytes:
-        if self._content is not None:
-            data = self._content[offset : offset + length]
-        else:
-            with self._path.open("rb") as f:  # type: ignore[union-attr]
-                f.seek(offset)
-                data = f.read(length)
-        flip = self.size // 2
-        if self.corrupt and offset <= flip < offset + len(data):
-            i = flip - offset
-            data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
-        return data
-
-
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True
-    allow_reuse_address = True
-    standin: HubStandin
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        # Dropped and reset connections are the point of some tests: stay quiet.
-        pass
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    disable_nagle_algorithm = True  # as gemini_api.Handler: no 40 ms delayed-ACK stall
-    server: _Server
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-    def do_HEAD(self) -> None:
-        self._handle(head=True)
-
-    def do_GET(self) -> None:
-        self._handle(head=False)
-
-    # -- helpers -------------------------------------------------------------------------
     def _send(
         self,
         status: int,
@@ -255,8 +101,8 @@ class _Handler(BaseHTTPRequestHandler):
         }
         self._send(status, headers, body, head=head)
 
-    def _handle(self, *, head: bool) -> None:
-        hub = self.server.standin
+    def resolve(self, *, head: bool) -> None:
+        hub: HubStandin = self.server.standin  # type: ignore[assignment]
         path = unquote(urlsplit(self.path).path)
         hub.record(
             RequestRecord(
@@ -367,6 +213,115 @@ class _Handler(BaseHTTPRequestHandler):
             self.connection.shutdown(socket.SHUT_RDWR)
 
 
+class HubStandin(LoopbackStandin):
+    """Serve one file of one repo like the Hub's ``/resolve`` endpoint, on loopback."""
+
+    METHODS = ("GET", "HEAD")
+    HANDLER = _Handler
+    QUIET_ERRORS = True  # dropped and reset connections are the point of some tests
+
+    def __init__(
+        self,
+        *,
+        repo: str,
+        filename: str,
+        content: bytes | None = None,
+        path: Path | str | None = None,
+        commit: str = DEFAULT_COMMIT,
+        private: bool = False,
+        token: str | None = None,
+        lfs_redirect: bool = False,
+        drop_after_bytes: int | None = None,
+        reset_after_bytes: int | None = None,
+        corrupt: bool = False,
+        fail_first_gets: int = 0,
+        bytes_per_second: int | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        if (content is None) == (path is None):
+            raise ValueError("give exactly one of content= or path=")
+        super().__init__(host, port)
+        self.repo = repo
+        self.filename = filename
+        self._content = content
+        self._path = Path(path) if path is not None else None
+        self.size = len(content) if content is not None else self._path.stat().st_size  # type: ignore[union-attr]
+        self.sha256 = self._hash()
+        self.commit = commit
+        self.private = private
+        self.token = token
+        self.lfs_redirect = lfs_redirect
+        self.drop_after_bytes = drop_after_bytes
+        self.reset_after_bytes = reset_after_bytes
+        self.corrupt = corrupt
+        self.fail_first_gets = fail_first_gets
+        self.bytes_per_second = bytes_per_second
+        self.requests: list[RequestRecord] = []
+
+    # -- addresses -------------------------------------------------------------------------
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def cdn_endpoint(self) -> str:
+        return f"http://localhost:{self.port}"
+
+    def serve(self, request: StandinHandler) -> None:
+        request.resolve(head=request.command == "HEAD")  # type: ignore[attr-defined]
+
+    # -- request log -----------------------------------------------------------------------
+    def record(self, rec: RequestRecord) -> None:
+        with self.lock:
+            self.requests.append(rec)
+
+    def clear_log(self) -> None:
+        with self.lock:
+            self.requests.clear()
+
+    def gets(self) -> list[RequestRecord]:
+        with self.lock:
+            return [r for r in self.requests if r.method == "GET"]
+
+    def take_fault(self, name: str) -> int | None:
+        """Return a one-shot fault's byte count and disarm it."""
+        with self.lock:
+            value = getattr(self, name)
+            setattr(self, name, None)
+            return value
+
+    def take_failure(self) -> bool:
+        with self.lock:
+            if self.fail_first_gets > 0:
+                self.fail_first_gets -= 1
+                return True
+            return False
+
+    # -- content ---------------------------------------------------------------------------
+    def _hash(self) -> str:
+        if self._content is not None:
+            return hashlib.sha256(self._content).hexdigest()
+        digest = hashlib.sha256()
+        with self._path.open("rb") as f:  # type: ignore[union-attr]
+            while block := f.read(1 << 20):
+                digest.update(block)
+        return digest.hexdigest()
+
+    def read(self, offset: int, length: int) -> bytes:
+        if self._content is not None:
+            data = self._content[offset : offset + length]
+        else:
+            with self._path.open("rb") as f:  # type: ignore[union-attr]
+                f.seek(offset)
+                data = f.read(length)
+        flip = self.size // 2
+        if self.corrupt and offset <= flip < offset + len(data):
+            i = flip - offset
+            data = data[:i] + bytes([data[i] ^ 0xFF]) + data[i + 1 :]
+        return data
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8999)
@@ -398,12 +353,7 @@ def main() -> None:
     )
     print(f"serving {args.repo}/{args.filename} (sha256 {hub.sha256}, {hub.size} bytes)")
     print(f"HF_ENDPOINT=http://{args.host}:{hub.port}", flush=True)
-    try:
-        hub._server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        hub._server.server_close()
+    hub.serve_forever()
 
 
 if __name__ == "__main__":

@@ -1,18 +1,17 @@
 """Loopback stand-in for the LangSmith API (``GET /api/v1/sessions?limit=1``, ``x-api-key``).
 
 The valid key gets a JSON list of sessions, any other key LangSmith's 401
-``{"detail": "Invalid token"}``. Modes as in google_api: ``ok``, ``slow``, ``error``.
+``{"detail": "Invalid token"}``. Modes as in ``base.ModeStandin``: ``ok``, ``slow``, ``error``.
 """
 
 from __future__ import annotations
 
-from http.server import BaseHTTPRequestHandler
 from typing import Any
 
-from .google_api import LoopbackStandin
+from .base import ModeStandin, StandinHandler
 
 
-class LangSmithApiStandin(LoopbackStandin):
+class LangSmithApiStandin(ModeStandin):
     def __init__(self, valid_key: str) -> None:
         super().__init__()
         self.valid_key = valid_key
@@ -21,7 +20,7 @@ class LangSmithApiStandin(LoopbackStandin):
     def base(self) -> str:
         return self.root
 
-    def answer(self, request: BaseHTTPRequestHandler) -> tuple[int, Any]:
+    def answer(self, request: StandinHandler) -> tuple[int, Any]:
         if request.path.split("?")[0] != "/api/v1/sessions":
             return 404, {"detail": "Not Found"}
         if request.headers.get("x-api-key") != self.valid_key:

@@ -12,9 +12,10 @@ other gateway test uses the real llama-server). Stdlib only.
   /v1/models``.
 
 With ``key`` set, requests without ``Authorization: Bearer <key>`` get llama-server's 401. The
-fault controls, request log and control endpoints are those of ``gemini_api.StandinBase``.
+fault controls, request log and control endpoints are those of ``base.FaultStandin``.
 
-Run standalone: ``python tests/standins/openai_backend.py --port 8766 [--model NAME]``.
+Run standalone, from the repository root:
+``.venv/bin/python -m tests.standins.openai_backend --port 8766 [--model NAME]``.
 """
 
 from __future__ import annotations
@@ -24,18 +25,15 @@ import json
 import time
 from typing import Any, ClassVar
 
-try:
-    from .gemini_api import Handler, StandinBase, cli, placeholder_args
-except ImportError:  # run as a script: this directory is on sys.path
-    from gemini_api import Handler, StandinBase, cli, placeholder_args  # type: ignore[no-redef]
+from .base import FaultStandin, StandinHandler, cli, placeholder_args
 
 
 def llama_error(code: int, kind: str, message: str) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "type": kind}}
 
 
-class OpenAIBackendStandin(StandinBase):
-    CONTROLS: ClassVar[dict[str, type]] = {**StandinBase.CONTROLS, "tool_call": dict}
+class OpenAIBackendStandin(FaultStandin):
+    CONTROLS: ClassVar[dict[str, type]] = {**FaultStandin.CONTROLS, "tool_call": dict}
     KEY_HEADERS = ("authorization",)
 
     def __init__(
@@ -63,7 +61,7 @@ class OpenAIBackendStandin(StandinBase):
         return f"{self.root}/v1"
 
     def handle(
-        self, req: Handler, method: str, path: str, query: dict[str, str], body: bytes
+        self, req: StandinHandler, method: str, path: str, query: dict[str, str], body: bytes
     ) -> None:
         if path == "/health" and method == "GET":
             if self.down:
@@ -96,7 +94,7 @@ class OpenAIBackendStandin(StandinBase):
         self._counter += 1
         self.respond(req, request, messages)
 
-    def respond(self, req: Handler, request: dict[str, Any], messages: list[Any]) -> None:
+    def respond(self, req: StandinHandler, request: dict[str, Any], messages: list[Any]) -> None:
         ident = f"chatcmpl-standin-{self._counter}"
         created = int(time.time())
         model = str(request.get("model") or self.model)
