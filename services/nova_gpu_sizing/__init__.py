@@ -1,8 +1,8 @@
 """nova-gpu-sizing: choose llama-server flags from the GPU's memory and the model's shape.
 
 Stdlib only (the host venv needs no numpy): a minimal GGUF metadata reader (:mod:`.gguf`), VRAM
-from NVML or nvidia-smi (:mod:`.vram`), the arithmetic (:mod:`.sizing`) and a CLI that writes a
-systemd EnvironmentFile (``python -m nova_gpu_sizing``).
+from NVML or nvidia-smi (:mod:`.vram`), the arithmetic (:mod:`.sizing`) and the unit's ExecStart,
+which execs llama-server with the complete sized command line (``nova-gpu-sizing -- ...``).
 """
 
 from .gguf import GGUFError, ModelInfo, read_model_info

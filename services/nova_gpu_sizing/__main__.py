@@ -1,12 +1,19 @@
-"""nova-gpu-sizing: write llama-server's sized flags to a systemd EnvironmentFile.
+"""nova-gpu-sizing: start llama-server with flags sized to the GPU's free memory and the model.
 
-    python -m nova_gpu_sizing --model M.gguf [--ctx-per-slot N] [--parallel N]
-        [--override key=value ...] --env-file /run/nova-llama-server/sized.env
+    nova-gpu-sizing [--require-gpu] [--override key=value ...] -- LLAMA_SERVER FLAG...
+    nova-gpu-sizing --model M.gguf [--ctx-per-slot N] [--parallel N] [--json]
 
-The file holds one variable, NOVA_LLAMA_SIZED_ARGS, meant to be appended last to llama-server's
-command line (``ExecStart=... $NOVA_LLAMA_SIZED_ARGS``): llama.cpp lets the last occurrence of
-a flag win, so the sized values replace the unit's static ones. The choices and the reasons go
-to stderr (the journal). On error the file is removed (the static flags apply) and it exits 1.
+The first form is the unit's ExecStart. The flags after the program are the request (the
+llama_server role's, from the inventory): the model (``--model``), the context (``--ctx-size``,
+shared by ``--parallel`` slots) and everything else llama-server needs. The sizing replaces the
+options it decides (GPU layers, context, slots, flash attention, KV cache types, batch sizes
+when overridden), in whatever spelling the request gives them, keeps the rest as requested, and
+execs llama-server with that one complete command line: no option appears twice. When sizing
+fails (no GPU under --require-gpu, an unreadable model, a bad override, anything else), it says
+why and execs llama-server with the request unchanged. Choices and reasons go to stderr (the
+journal). --dry-run prints the command line instead of running it.
+
+The second form only plans: it prints the choices and reasons (--json: as JSON on stdout).
 """
 
 from __future__ import annotations
@@ -14,16 +21,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
-import tempfile
 from collections.abc import Sequence
-from pathlib import Path
 
-from .gguf import GGUFError, read_model_info
-from .sizing import OVERRIDE_KEYS, SizingPlan, SizingRequest, parse_overrides, plan_flags
+from .gguf import GGUFError, ModelInfo, read_model_info
+from .sizing import (
+    OVERRIDE_KEYS,
+    SizingPlan,
+    SizingRequest,
+    complete_args,
+    parse_overrides,
+    plan_flags,
+    replaced_flags,
+    requested_value,
+)
 from .vram import GpuMemory, MiB, query_gpus
 
-ENV_VAR = "NOVA_LLAMA_SIZED_ARGS"
 PROG = "nova-gpu-sizing"
 
 
@@ -39,9 +53,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--model", required=True, help="GGUF file to serve")
-    parser.add_argument("--ctx-per-slot", type=int, default=SizingRequest.ctx_per_slot)
-    parser.add_argument("--parallel", type=int, default=SizingRequest.parallel)
+    parser.add_argument("--model", help="GGUF file to serve (default: the request's --model)")
+    parser.add_argument(
+        "--ctx-per-slot",
+        type=int,
+        help="context per slot (default: the request's --ctx-size / --parallel)",
+    )
+    parser.add_argument("--parallel", type=int, help="slots (default: the request's --parallel)")
     parser.add_argument(
         "--override",
         action="append",
@@ -49,13 +67,15 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help=f"fix one choice; keys: {', '.join(sorted(OVERRIDE_KEYS))}",
     )
-    parser.add_argument("--env-file", help="EnvironmentFile to write")
     parser.add_argument(
         "--require-gpu",
         action="store_true",
-        help="fail (static flags apply) rather than size for the CPU when no GPU is visible",
+        help="fail (the request applies) rather than size for the CPU when no GPU is visible",
     )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
+    parser.add_argument(
+        "--dry-run", action="store_true", help="print the command line instead of running it"
+    )
     gpu = parser.add_mutually_exclusive_group()
     gpu.add_argument("--no-gpu", action="store_true", help="size for the CPU only")
     gpu.add_argument(
@@ -72,47 +92,28 @@ def log(message: str) -> None:
     print(f"{PROG}: {message}", file=sys.stderr, flush=True)
 
 
-def render_env(plan: SizingPlan, model: str) -> str:
-    lines = [f"# Written by {PROG} for {model}; rewritten at every start."]
-    lines += [f"# {reason}" for reason in plan.reasons]
-    lines.append(f'{ENV_VAR}="{" ".join(plan.args())}"')
-    return "\n".join(lines) + "\n"
-
-
-def write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w") as stream:
-            stream.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
-    env_file = Path(args.env_file) if args.env_file else None
-    try:
-        if args.ctx_per_slot < 1 or args.parallel < 1:
-            raise ValueError("--ctx-per-slot and --parallel must be positive")
-        request = SizingRequest(
-            ctx_per_slot=args.ctx_per_slot,
-            parallel=args.parallel,
-            overrides=parse_overrides(args.override),
-        )
-        model = read_model_info(args.model)
-        gpus = [] if args.no_gpu else (args.gpu_mib or query_gpus())
-        if args.require_gpu and not gpus:
-            raise ValueError("--require-gpu: NVML and nvidia-smi see no NVIDIA GPU")
-        plan = plan_flags(model, gpus, request)
-    except (OSError, GGUFError, ValueError) as e:
-        log(f"error: {e}; the unit's static flags apply")
-        if env_file is not None:
-            env_file.unlink(missing_ok=True)
-        return 1
+def plan_for(args: argparse.Namespace, request: Sequence[str] = ()) -> tuple[ModelInfo, SizingPlan]:
+    """Plan from the options, with the request's --model, --ctx-size and --parallel as defaults."""
+    model_path = args.model or requested_value(request, "--model", "-m")
+    if not model_path:
+        raise ValueError("no model: pass --model, or --model in the request")
+    parallel = args.parallel or int(
+        requested_value(request, "--parallel", "-np") or SizingRequest.parallel
+    )
+    ctx_size = requested_value(request, "--ctx-size", "-c")
+    ctx_per_slot = args.ctx_per_slot or (
+        int(ctx_size) // parallel if ctx_size else SizingRequest.ctx_per_slot
+    )
+    if ctx_per_slot < 1 or parallel < 1:
+        raise ValueError("the context per slot and the slots must be positive")
+    sizing_request = SizingRequest(
+        ctx_per_slot=ctx_per_slot, parallel=parallel, overrides=parse_overrides(args.override)
+    )
+    model = read_model_info(model_path)
+    gpus = [] if args.no_gpu else (args.gpu_mib or query_gpus())
+    if args.require_gpu and not gpus:
+        raise ValueError("--require-gpu: NVML and nvidia-smi see no NVIDIA GPU")
+    plan = plan_flags(model, gpus, sizing_request)
     log(
         f"model {model.architecture}, {model.block_count} layers, {model.kv_heads_total}"
         f" KV heads in all, head dim {model.key_length}/{model.value_length},"
@@ -120,12 +121,56 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     for reason in plan.reasons:
         log(reason)
+    return model, plan
+
+
+def run_sized(args: argparse.Namespace, command: list[str]) -> int:
+    """Exec the program with the complete sized flags, or with the request when sizing fails."""
+    program, request = command[0], command[1:]
+    status = 0
+    try:
+        _, plan = plan_for(args, request)
+        argv = [program, *complete_args(request, plan)]
+        for change in replaced_flags(request, plan):
+            log(f"requested {change}")
+        log("chosen: " + " ".join(plan.args()))
+    except Exception as e:  # any failure: llama-server still starts, as requested
+        log(f"error: {e}; llama-server starts with the requested flags")
+        argv, status = [program, *request], 1
+    if args.dry_run:
+        print(shlex.join(argv))
+        return status
+    sys.stdout.flush()
+    try:
+        os.execv(program, argv)  # noqa: S606 - the unit's own program, from its ExecStart
+    except OSError as e:
+        log(f"cannot run {program}: {e}")
+        return 127
+    return 127  # not reached
+
+
+def run_plan(args: argparse.Namespace) -> int:
+    try:
+        _, plan = plan_for(args)
+    except (OSError, GGUFError, ValueError) as e:
+        log(f"error: {e}")
+        return 1
     log("chosen: " + " ".join(plan.args()))
-    if env_file is not None:
-        write_atomically(env_file, render_env(plan, args.model))
     if args.json:
         print(json.dumps({"flags": plan.flags, "args": plan.args(), "reasons": plan.reasons}))
     return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command: list[str] = []
+    if "--" in argv:
+        split = argv.index("--")
+        argv, command = argv[:split], argv[split + 1 :]
+        if not command:
+            build_parser().error("nothing to run after --")
+    args = build_parser().parse_args(argv)
+    return run_sized(args, command) if command else run_plan(args)
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ are made around it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -50,6 +51,18 @@ FLAG_OPTIONS: Final[dict[str, str]] = {
     "cache_type_v": "--cache-type-v",
     "batch_size": "--batch-size",
     "ubatch_size": "--ubatch-size",
+}
+# Every spelling llama-server accepts for those options (each takes one value): a request that
+# names one in any spelling has it replaced, so no option reaches llama-server twice.
+OPTION_SPELLINGS: Final[dict[str, tuple[str, ...]]] = {
+    "n_gpu_layers": ("--n-gpu-layers", "--gpu-layers", "-ngl"),
+    "ctx_size": ("--ctx-size", "-c"),
+    "parallel": ("--parallel", "-np"),
+    "flash_attn": ("--flash-attn", "-fa"),
+    "cache_type_k": ("--cache-type-k", "-ctk"),
+    "cache_type_v": ("--cache-type-v", "-ctv"),
+    "batch_size": ("--batch-size", "-b"),
+    "ubatch_size": ("--ubatch-size", "-ub"),
 }
 # Override keys: the flags, plus inputs of the search.
 OVERRIDE_KEYS: Final = frozenset(FLAG_OPTIONS) | {"cache_type", "ctx_per_slot"}
@@ -89,6 +102,47 @@ class SizingPlan:
         for name, value in self.flags.items():
             out += [FLAG_OPTIONS[name], str(value)]
         return out
+
+
+def requested_value(request: Sequence[str], *spellings: str) -> str | None:
+    """The value the request gives an option (its last occurrence, ``--opt v`` or ``--opt=v``)."""
+    found = None
+    for i, arg in enumerate(request):
+        name, eq, value = arg.partition("=")
+        if name in spellings:
+            if eq:
+                found = value
+            elif i + 1 < len(request):
+                found = request[i + 1]
+    return found
+
+
+def complete_args(request: Sequence[str], plan: SizingPlan) -> list[str]:
+    """llama-server's whole command line (without the program): the requested flags, less every
+    option the plan decides (in any spelling), then the plan's flags. Each option once."""
+    decided = {spelling for name in plan.flags for spelling in OPTION_SPELLINGS[name]}
+    out: list[str] = []
+    skip_value = False
+    for arg in request:
+        if skip_value:
+            skip_value = False
+            continue
+        name, eq, _ = arg.partition("=")
+        if name in decided:
+            skip_value = not eq
+            continue
+        out.append(arg)
+    return out + plan.args()
+
+
+def replaced_flags(request: Sequence[str], plan: SizingPlan) -> list[str]:
+    """'--opt old -> new' for each requested option whose value the plan changes (for the log)."""
+    out = []
+    for name, value in plan.flags.items():
+        old = requested_value(request, *OPTION_SPELLINGS[name])
+        if old is not None and old != str(value):
+            out.append(f"{FLAG_OPTIONS[name]} {old} -> {value}")
+    return out
 
 
 def parse_overrides(items: list[str] | dict[str, str | int]) -> dict[str, int | str]:

@@ -126,43 +126,66 @@ def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_cli_writes_the_environment_file(tmp_path: Path) -> None:
+def echo_server(tmp_path: Path) -> Path:
+    """A stand-in for llama-server that prints its command line."""
+    script = tmp_path / "llama-server"
+    script.write_text('#!/bin/sh\necho "$0 $*"\n')
+    script.chmod(0o755)
+    return script
+
+
+def test_cli_execs_the_complete_sized_command_line(tmp_path: Path) -> None:
     model = write_tiny(tmp_path / "tiny.gguf")
-    env = tmp_path / "run" / "sized.env"
+    server = echo_server(tmp_path)
+    request = [
+        "--host", "127.0.0.1", "--model", str(model), "--ctx-size", "4096", "--parallel", "2",
+        "--n-gpu-layers", "0", "--flash-attn", "auto", "-ub", "512", "--jinja", "--metrics",
+    ]  # fmt: skip
     result = run_cli(
-        "--model", str(model), "--gpu-mib", "16376:200", "--ctx-per-slot", "2048",
-        "--parallel", "2", "--override", "ubatch_size=256", "--env-file", str(env),
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    lines = env.read_text().splitlines()
-    assert lines[-1] == (
-        'NOVA_LLAMA_SIZED_ARGS="--n-gpu-layers 999 --ctx-size 4096 --parallel 2 --flash-attn on'
-        ' --cache-type-k f16 --cache-type-v f16 --ubatch-size 256"'
+        "--gpu-mib", "16376:200", "--override", "ubatch_size=256", "--", str(server), *request
     )
-    assert all(line.startswith("#") for line in lines[:-1])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        str(server), "--host", "127.0.0.1", "--model", str(model), "--jinja", "--metrics",
+        "--n-gpu-layers", "999", "--ctx-size", "4096", "--parallel", "2", "--flash-attn", "on",
+        "--cache-type-k", "f16", "--cache-type-v", "f16", "--ubatch-size", "256",
+    ]  # fmt: skip
+    assert "nova-gpu-sizing: requested --n-gpu-layers 0 -> 999" in result.stderr
     assert "nova-gpu-sizing: chosen: --n-gpu-layers 999" in result.stderr
     assert "nova-gpu-sizing: weights" in result.stderr
 
 
-def test_cli_cpu_and_errors(tmp_path: Path) -> None:
+def test_cli_dry_run_and_plan(tmp_path: Path) -> None:
     model = write_tiny(tmp_path / "tiny.gguf")
-    env = tmp_path / "sized.env"
-    assert run_cli("--model", str(model), "--no-gpu", "--env-file", str(env)).returncode == 0
-    assert "--n-gpu-layers 0" in env.read_text()
+    dry = run_cli("--no-gpu", "--dry-run", "--", "/nonexistent/llama-server", "-m", str(model))
+    assert dry.returncode == 0, dry.stderr
+    assert dry.stdout.split()[:3] == ["/nonexistent/llama-server", "-m", str(model)]
+    assert "--n-gpu-layers 0" in dry.stdout
+    plan = run_cli("--model", str(model), "--no-gpu", "--json")
+    assert plan.returncode == 0, plan.stderr
+    assert '"n_gpu_layers": 0' in plan.stdout
+
+
+def test_cli_falls_back_to_the_request(tmp_path: Path) -> None:
+    model = write_tiny(tmp_path / "tiny.gguf")
+    server = echo_server(tmp_path)
     bad = tmp_path / "bad.gguf"
     bad.write_bytes(b"nope")
-    result = run_cli("--model", str(bad), "--no-gpu", "--env-file", str(env))
-    assert result.returncode == 1
+    request = ["--model", str(bad), "--ctx-size", "4096", "--n-gpu-layers", "0"]
+    result = run_cli("--no-gpu", "--", str(server), *request)
+    assert result.returncode == 0  # llama-server ran, with the request as given
+    assert result.stdout.split() == [str(server), *request]
     assert "bad magic" in result.stderr
-    assert not env.exists()  # the unit's static flags apply
-    env.write_text("stale")
-    result = run_cli("--model", str(model), "--require-gpu", "--gpu-mib", "0", "--no-gpu")
-    assert result.returncode == 2  # --no-gpu and --gpu-mib exclude each other
-    if not query_gpus():
-        result = run_cli("--model", str(model), "--require-gpu", "--env-file", str(env))
-        assert result.returncode == 1
-        assert "no NVIDIA GPU" in result.stderr
-        assert not env.exists()
-    result = run_cli("--model", str(model), "--override", "bogus=1")
-    assert result.returncode == 1
+    assert "llama-server starts with the requested flags" in result.stderr
+    result = run_cli("--override", "bogus=1", "--", str(server), "--model", str(model))
+    assert result.stdout.split() == [str(server), "--model", str(model)]
     assert "unknown override 'bogus'" in result.stderr
+    if not query_gpus():
+        result = run_cli("--require-gpu", "--", str(server), "--model", str(model))
+        assert result.stdout.split() == [str(server), "--model", str(model)]
+        assert "no NVIDIA GPU" in result.stderr
+    missing = run_cli("--no-gpu", "--", str(tmp_path / "absent"), "--model", str(model))
+    assert missing.returncode == 127
+    assert "cannot run" in missing.stderr
+    assert run_cli("--no-gpu", "--gpu-mib", "0", "--model", str(model)).returncode == 2
+    assert run_cli("--model", str(bad), "--no-gpu").returncode == 1

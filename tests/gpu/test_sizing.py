@@ -5,7 +5,14 @@ from __future__ import annotations
 import pytest
 
 from nova_gpu_sizing import GpuMemory, ModelInfo, SizingRequest, plan_flags
-from nova_gpu_sizing.sizing import KV_BYTES_PER_ELEMENT, kv_bytes_per_token, parse_overrides
+from nova_gpu_sizing.sizing import (
+    KV_BYTES_PER_ELEMENT,
+    OPTION_SPELLINGS,
+    complete_args,
+    kv_bytes_per_token,
+    parse_overrides,
+    requested_value,
+)
 from nova_gpu_sizing.vram import parse_nvidia_smi, query_gpus
 
 MiB = 1024 * 1024
@@ -182,6 +189,52 @@ def test_ctx_size_and_gpu_layer_overrides() -> None:
     cpu = plan_flags(Q8_0, [CARD_80GB], request(overrides={"n_gpu_layers": "0"}))
     assert cpu.flags["n_gpu_layers"] == 0
     assert not cpu.on_gpu
+
+
+# The llama_server role's request, with an operator's extra flags that repeat sized options in
+# other spellings (short, --opt=value).
+REQUEST = [
+    "--host", "127.0.0.1", "--port", "8080", "--model", "/var/lib/nova/models/active.gguf",
+    "--alias", "m", "--ctx-size", "4096", "--parallel", "2", "--n-gpu-layers", "0",
+    "--flash-attn", "auto", "--jinja", "--metrics", "-c", "8192", "-ngl=12", "-ctk", "q4_0",
+    "--batch-size", "1024", "--log-verbosity", "4",
+]  # fmt: skip
+
+
+def options(argv: list[str]) -> list[str]:
+    """The options of a command line, each spelling mapped to the sizing's long name."""
+    canonical = {s: spellings[0] for spellings in OPTION_SPELLINGS.values() for s in spellings}
+    names = [arg.partition("=")[0] for arg in argv if arg.startswith("-") and arg[1:2].isalpha()]
+    return [canonical.get(name, name) for name in names]
+
+
+@pytest.mark.parametrize(
+    ("gpus", "overrides"),
+    [
+        ([CARD_16GB], {}),
+        ([CARD_8GB], {}),
+        ([], {}),
+        ([CARD_80GB], {"batch_size": "2048", "ubatch_size": "512", "cache_type": "q8_0"}),
+    ],
+)
+def test_no_flag_is_emitted_twice(gpus: list[GpuMemory], overrides: dict) -> None:
+    plan = plan_flags(UD_Q8_K_XL, gpus, request(overrides=overrides))
+    argv = complete_args(REQUEST, plan)
+    names = options(argv)
+    assert len(names) == len(set(names)), argv
+    # Every sized flag is the plan's; everything else is the request's, in its order.
+    for name, value in plan.flags.items():
+        assert requested_value(argv, *OPTION_SPELLINGS[name]) == str(value)
+    assert argv[:8] == REQUEST[:8]
+    assert "--log-verbosity" in argv and "--jinja" in argv
+    assert requested_value(argv, "--batch-size", "-b") == str(overrides.get("batch_size", 1024))
+
+
+def test_requested_values() -> None:
+    assert requested_value(REQUEST, "--ctx-size", "-c") == "8192"  # the last one
+    assert requested_value(REQUEST, "--n-gpu-layers", "-ngl") == "12"
+    assert requested_value(REQUEST, "--model", "-m") == "/var/lib/nova/models/active.gguf"
+    assert requested_value(REQUEST, "--threads") is None
 
 
 @pytest.mark.parametrize(
