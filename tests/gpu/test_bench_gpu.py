@@ -87,3 +87,15 @@ def test_full_offload_is_read_from_llama_servers_own_log() -> None:
     assert bench.offloaded_layers(log) == (37, 37)
     assert bench.offloaded_layers(log.replace("37/37", "20/37")) == (20, 37)
     assert bench.offloaded_layers("load_tensors: CPU_Mapped model buffer size = 8.7 GiB\n") is None
+
+
+def test_cmake_flags_are_the_roles() -> None:
+    args = bench.role_cmake_args(Path("/usr/local/cuda-12.8"), "90")
+    assert args[0] == "-DCMAKE_BUILD_TYPE=Release"
+    assert "-DGGML_NATIVE=ON" in args and "-DBUILD_SHARED_LIBS=OFF" in args
+    assert args[-3:] == [
+        "-DGGML_CUDA=ON",
+        "-DCMAKE_CUDA_ARCHITECTURES=90",
+        "-DCMAKE_CUDA_COMPILER=/usr/local/cuda-12.8/bin/nvcc",
+    ]
+    assert not any("{" in arg for arg in args)
