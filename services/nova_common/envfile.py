@@ -32,6 +32,14 @@ _DOUBLE_QUOTE_ESCAPES = '"\\`$'
 _VALID_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def _append(buffer: list[str], c: str, trailing: int) -> int:
+    """Append ``c``; return where ``buffer``'s trailing whitespace begins (-1: it has none)."""
+    buffer.append(c)
+    if c not in _WHITESPACE:
+        return -1
+    return trailing if trailing >= 0 else len(buffer) - 1
+
+
 def parse_env(text: str) -> dict[str, str]:
     """The assignments in ``text`` (an EnvironmentFile's contents), by systemd's rules."""
     values: dict[str, str] = {}
@@ -57,11 +65,7 @@ def parse_env(text: str) -> dict[str, str]:
             elif c == "=":
                 state, value, value_ws = "pre_value", [], -1
             else:
-                if c not in _WHITESPACE:
-                    key_ws = -1
-                elif key_ws < 0:
-                    key_ws = len(key)
-                key.append(c)
+                key_ws = _append(key, c, key_ws)
         elif state == "pre_value":
             if c in _NEWLINE:
                 push()
@@ -84,11 +88,7 @@ def parse_env(text: str) -> dict[str, str]:
             elif c == "\\":
                 state, value_ws = "value_escape", -1
             else:
-                if c not in _WHITESPACE:
-                    value_ws = -1
-                elif value_ws < 0:
-                    value_ws = len(value)
-                value.append(c)
+                value_ws = _append(value, c, value_ws)
         elif state == "value_escape":
             state = "value"
             if c not in _NEWLINE:  # an escaped newline joins the lines

@@ -18,21 +18,17 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def _fsync(path: Path, flags: int) -> None:
+    fd = os.open(path, os.O_RDONLY | flags)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def fsync_dir(directory: Path) -> None:
     """Make renames and unlinks inside ``directory`` durable."""
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_file(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    _fsync(directory, os.O_DIRECTORY)
 
 
 @contextlib.contextmanager
@@ -72,6 +68,6 @@ def move_into_place(source: Path, dest: Path, *, mode: int) -> None:
     copy): mode set and data fsynced before the rename, the directory fsynced after it.
     """
     os.chmod(source, mode)
-    _fsync_file(source)
+    _fsync(source, os.O_NOFOLLOW)
     os.replace(source, dest)
     fsync_dir(Path(dest).parent)

@@ -49,10 +49,15 @@ class ProbeOutcome:
         return f"unreachable ({self.error})" if self.error else ""
 
 
-def _failed(method: str, url: str, timeout: float, exc: httpx.HTTPError) -> ProbeOutcome:
-    if isinstance(exc, httpx.TimeoutException):
+def _outcome(
+    method: str, url: str, timeout: float, start: float, answer: httpx.Response | httpx.HTTPError
+) -> ProbeOutcome:
+    if isinstance(answer, httpx.TimeoutException):
         return ProbeOutcome(method, url, timeout, timed_out=True)
-    return ProbeOutcome(method, url, timeout, error=exc.__class__.__name__)
+    if isinstance(answer, httpx.HTTPError):
+        return ProbeOutcome(method, url, timeout, error=answer.__class__.__name__)
+    elapsed = int((time.monotonic() - start) * 1000)
+    return ProbeOutcome(method, url, timeout, response=answer, elapsed_ms=elapsed)
 
 
 def probe(
@@ -69,25 +74,18 @@ def probe(
         with httpx.Client(timeout=timeout, trust_env=False) as client:
             response = client.request(method, url, headers=headers, json=json)
     except httpx.HTTPError as exc:
-        return _failed(method, url, timeout, exc)
-    elapsed = int((time.monotonic() - start) * 1000)
-    return ProbeOutcome(method, url, timeout, response=response, elapsed_ms=elapsed)
+        return _outcome(method, url, timeout, start, exc)
+    return _outcome(method, url, timeout, start, response)
 
 
 async def probe_async(
-    client: httpx.AsyncClient,
-    method: str,
-    url: str,
-    timeout: float,
-    *,
-    headers: dict[str, str] | None = None,
-    json: Any = None,
+    client: httpx.AsyncClient, method: str, url: str, timeout: float, **request: Any
 ) -> ProbeOutcome:
-    """:func:`probe` on the caller's async client (a service keeps one for its probes)."""
+    """:func:`probe` on the caller's async client (a service keeps one for its probes);
+    ``request`` takes the same keywords (``headers``, ``json``)."""
     start = time.monotonic()
     try:
-        response = await client.request(method, url, headers=headers, json=json, timeout=timeout)
+        response = await client.request(method, url, timeout=timeout, **request)
     except httpx.HTTPError as exc:
-        return _failed(method, url, timeout, exc)
-    elapsed = int((time.monotonic() - start) * 1000)
-    return ProbeOutcome(method, url, timeout, response=response, elapsed_ms=elapsed)
+        return _outcome(method, url, timeout, start, exc)
+    return _outcome(method, url, timeout, start, response)

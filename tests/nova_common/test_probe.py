@@ -3,54 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
 from nova_common.probe import ProbeOutcome, probe, probe_async
-
-
-class Handler(BaseHTTPRequestHandler):
-    def do_GET(self) -> None:
-        status = 200 if self.path == "/health" else 503
-        body = b'{"status": "ok"}'
-        self.send_response(status)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+from tests.ops.standin import Standin, free_port, silent_socket
 
 
 @pytest.fixture(scope="module")
 def server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
+    standin = Standin({("GET", "/health"): (200, {"status": "ok"}), ("GET", "/loading"): (503, {})})
+    yield standin.url
+    standin.close()
 
 
 @pytest.fixture
 def silent() -> Iterator[str]:
-    """Listening, never accepting: the connect succeeds, no answer ever comes."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        sock.listen(8)
+    with silent_socket() as sock:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 @pytest.fixture
 def closed() -> str:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    return f"http://127.0.0.1:{port}"
+    return f"http://127.0.0.1:{free_port()}"
 
 
 def test_an_answer(server):
