@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from .conftest import Answer, Host, chat, served_by
+from .hostlib import Answer, Host, chat, served_by
 
 pytestmark = pytest.mark.host
 

@@ -17,7 +17,7 @@ import pytest
 
 from tests.standins.openai_backend import OpenAIBackendStandin
 
-from .conftest import Host, chat
+from .hostlib import Host, chat
 
 pytestmark = pytest.mark.host
 

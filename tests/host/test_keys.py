@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .conftest import Host, chat, served_by
+from .hostlib import Host, chat, served_by
 
 pytestmark = pytest.mark.host
 
