@@ -17,15 +17,19 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class GpuDevice:
-    """One GPU. Usable as a pydantic field type (a stdlib dataclass), e.g. in API responses."""
+    """One GPU; ``None`` where the card does not report a metric.
+
+    A stdlib dataclass, so it serves as a pydantic field type (API responses, --json output);
+    no defaults, so a schema made from it lists every field as required (and nullable).
+    """
 
     index: int
     name: str
-    memory_used_bytes: int | None = None
-    memory_total_bytes: int | None = None
-    utilization_percent: int | None = None
-    temperature_c: int | None = None
-    power_w: float | None = None
+    memory_used_bytes: int | None
+    memory_total_bytes: int | None
+    utilization_percent: int | None
+    temperature_c: int | None
+    power_w: float | None
 
 
 @dataclass(frozen=True)

@@ -125,5 +125,8 @@ def test_the_device_model_serves_pydantic_models():
     class Report(pydantic.BaseModel):
         devices: list[GpuDevice]
 
-    report = Report(devices=[GpuDevice(index=0, name="H200", memory_total_bytes=141 << 30)])
+    device = GpuDevice(0, "H200", 1 << 30, 141 << 30, 3, 40, 80.5)
+    report = Report(devices=[device])
     assert report.model_dump()["devices"][0]["memory_total_bytes"] == 141 << 30
+    schema = Report.model_json_schema(mode="serialization")["$defs"]["GpuDevice"]
+    assert len(schema["required"]) == 7  # a client can rely on every field being there
