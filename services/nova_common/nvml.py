@@ -15,13 +15,12 @@ from typing import Any, TypeVar
 T = TypeVar("T")
 
 
+# A stdlib dataclass, so it serves as a pydantic field type (API responses, --json output), and
+# without defaults, so a schema made from it lists every field as required (and nullable). Its
+# docstring is the API's description of it.
 @dataclass(frozen=True)
 class GpuDevice:
-    """One GPU; ``None`` where the card does not report a metric.
-
-    A stdlib dataclass, so it serves as a pydantic field type (API responses, --json output);
-    no defaults, so a schema made from it lists every field as required (and nullable).
-    """
+    """One GPU as NVML reports it; null where the card does not report a metric."""
 
     index: int
     name: str
