@@ -8,14 +8,14 @@ import sys
 import uvicorn
 
 from .app import create_app
-from .config import Config
-from .logging_setup import log_config, setup_logging
+from .core.config import Config
+from .core.logging_setup import log_config, setup_logging
 
 
 def main() -> int:
     os.umask(0o077)  # the DB and any file the service writes: owner only
     try:
-        config = Config.from_env()
+        config = Config()
     except ValueError as exc:
         print(f"nova-settings: bad configuration: {exc}", file=sys.stderr)
         return 2

@@ -1,4 +1,5 @@
-"""``nova-settings-admin``: schema migrations and user provisioning, for the Ansible role.
+"""``nova-settings-admin`` (or ``python -m nova_settings.admin``): schema migrations, user
+provisioning and rendering the gateway config, for the Ansible role.
 
 Reads the same NOVA_* environment as the service (at least NOVA_SETTINGS_STATE_DIR, and
 NOVA_LOCAL_MODEL for seeding defaults). Prints one JSON object; never prints a token.
@@ -14,19 +15,13 @@ import re
 import sys
 from pathlib import Path
 
-from . import auth, gateway_config, keystore
-from .config import Config
-from .db import (
-    Database,
-    SchemaTooNewError,
-    User,
-    UserSettings,
-    default_settings_row,
-    migrate,
-    open_database,
-    utcnow,
-)
-from .logging_setup import setup_logging
+from . import crud
+from .core import security
+from .core.config import Config
+from .core.db import Database, SchemaTooNewError, migrate, open_database
+from .core.logging_setup import setup_logging
+from .files import write_private_file
+from .gateway import litellm_config
 
 USER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
 
@@ -50,28 +45,21 @@ def _token_file_matches(path: Path, token_hash: str) -> bool:
         token = path.read_text(encoding="utf-8").strip()
     except (FileNotFoundError, IsADirectoryError, UnicodeDecodeError):
         return False
-    return bool(token) and auth.token_matches(token, token_hash)
+    return bool(token) and security.token_matches(token, token_hash)
 
 
 def ensure_user(db: Database, config: Config, name: str, token_file: Path) -> bool:
     """Create ``name`` (with default settings) and/or give it a fresh token written to
     ``token_file``, unless the file already holds the user's current token. True if changed."""
-    user = User.get_or_none(User.name == name)
+    user = crud.user_by_name(name)
     if user is not None and _token_file_matches(token_file, user.token_hash):
         return False
-    token = auth.generate_token()
+    token = security.generate_token()
     with db.atomic("IMMEDIATE"):
-        user = User.get_or_none(User.name == name)
-        if user is None:
-            user = User.create(name=name, token_hash=auth.hash_token(token), created_at=utcnow())
-        else:
-            user.token_hash = auth.hash_token(token)
-            user.save()
-        if UserSettings.get_or_none(UserSettings.user == user.id) is None:
-            UserSettings.insert(**default_settings_row(user.id, config.local_model)).execute()
+        crud.set_user_token(name, security.hash_token(token), config.local_model)
         # Write the file before committing: if that fails, the old token stays valid.
         token_file.parent.mkdir(parents=True, exist_ok=True)
-        keystore.write_secret_file(token_file, token + "\n")
+        write_private_file(token_file, token + "\n")
     return True
 
 
@@ -87,15 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     ensure.add_argument("--token-file", type=Path, required=True)
     sub.add_parser(
         "render-gateway-config",
-        help="render the gateway's LiteLLM config from NOVA_GATEWAY_TEMPLATE/CONTEXT if it changed",
+        help="render the gateway's LiteLLM config (context: NOVA_GATEWAY_CONTEXT) if it changed",
     )
     return parser
 
 
 def _render_gateway_config(config: Config) -> int:
     try:
-        changed = gateway_config.apply(config)
-    except gateway_config.GatewayConfigError as exc:
+        changed = litellm_config.apply(config)
+    except litellm_config.GatewayConfigError as exc:
         print(f"nova-settings-admin: {exc}", file=sys.stderr)
         return 1
     print(json.dumps({"changed": changed, "path": str(config.gateway_config_path)}))
@@ -106,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.umask(0o077)
     try:
-        config = Config.from_env()
+        config = Config()
     except ValueError as exc:
         print(f"nova-settings-admin: bad configuration: {exc}", file=sys.stderr)
         return 2

@@ -4,9 +4,11 @@ Nothing here holds a list of models: the gateway's ``GET /v1/models`` is the sou
 
 * local (its id is NOVA_LOCAL_MODEL): available while llama-server's ``/health`` answers 200;
   its context comes from llama-server's ``/props`` (``default_generation_settings.n_ctx``);
-* cloud (id starts with ``gemini`` or is configured in NOVA_CLOUD_MODELS): available while a
-  validated key for its provider is stored; its context comes from NOVA_MODEL_CONTEXTS;
+* cloud (id starts with ``gemini``, the only cloud models the gateway config offers):
+  available while a validated Google key is stored; its context comes from CLOUD_CONTEXTS;
 * anything else: listed, but not available (no rule says how to check it).
+
+A model whose context is known nowhere is allowed MAX_TOKENS_FALLBACK tokens.
 """
 
 from __future__ import annotations
@@ -17,9 +19,19 @@ from typing import Any
 
 import httpx
 
-from . import keystore
-from .config import Config
+from .core.config import Config, Provider
+from .gateway import keystore
 from .schemas import GatewayState, ModelOut, ModelsOut
+
+# Context windows of the cloud models the gateway may route to (tokens), for the models whose
+# provider does not report it.
+CLOUD_CONTEXTS: dict[str, int] = {
+    "gemini-2.5-flash": 1_048_576,
+    "gemini-2.5-flash-lite": 1_048_576,
+    "gemini-2.5-pro": 1_048_576,
+    "gemini-2.0-flash": 1_048_576,
+}
+MAX_TOKENS_FALLBACK = 8192
 
 
 @dataclass(frozen=True)
@@ -96,12 +108,16 @@ async def gateway_model_ids(client: httpx.AsyncClient, config: Config) -> list[s
     return ids
 
 
-def cloud_provider(config: Config, model_id: str) -> str | None:
-    if model_id in config.cloud_models:
-        return config.cloud_models[model_id]
-    if model_id.startswith("gemini"):
-        return "google"
-    return None
+def cloud_provider(model_id: str) -> Provider | None:
+    return "google" if model_id.startswith("gemini") else None
+
+
+def context_limit(catalog: Catalog, model: str) -> int:
+    """The most tokens ``model`` may be asked for."""
+    info = catalog.models.get(model)
+    if info is not None and info.context:
+        return info.context
+    return CLOUD_CONTEXTS.get(model, MAX_TOKENS_FALLBACK)
 
 
 async def discover(client: httpx.AsyncClient, config: Config) -> Catalog:
@@ -131,13 +147,10 @@ async def discover(client: httpx.AsyncClient, config: Config) -> Catalog:
                 provider="llama.cpp",
                 available=llama.healthy,
                 reason=llama.detail,
-                context=n_ctx or config.model_contexts.get(model_id),
+                context=n_ctx,
             )
-        elif (provider := cloud_provider(config, model_id)) is not None:
-            stored = provider in ("google", "langsmith") and keystore.has_key(
-                config.secrets_dir,
-                provider,  # type: ignore[arg-type]
-            )
+        elif (provider := cloud_provider(model_id)) is not None:
+            stored = keystore.has_key(config.secrets_dir, provider)
             model = ModelOut(
                 id=model_id,
                 kind="cloud",
@@ -148,7 +161,7 @@ async def discover(client: httpx.AsyncClient, config: Config) -> Catalog:
                     if stored
                     else f"no validated {provider} API key is stored"
                 ),
-                context=config.model_contexts.get(model_id),
+                context=CLOUD_CONTEXTS.get(model_id),
             )
         else:
             model = ModelOut(
@@ -157,7 +170,6 @@ async def discover(client: httpx.AsyncClient, config: Config) -> Catalog:
                 provider=None,
                 available=False,
                 reason="neither the local model nor a known cloud provider's model",
-                context=config.model_contexts.get(model_id),
             )
         catalog.models[model_id] = model
     return catalog

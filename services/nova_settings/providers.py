@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import httpx
 
-from .config import Config, Provider
+from .core.config import Config, Provider
 from .schemas import KeyStatus
 
 _MESSAGE_LIMIT = 200

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Protocol
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from .config import Provider
+from .core.config import Provider
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+\-]{0,199}$"
 MAX_TOKENS_CEILING = 2**31 - 1
@@ -18,9 +18,29 @@ class StrictInput(BaseModel):
     model_config = ConfigDict(extra="forbid", strict=True)
 
 
+def _integral_float_to_int(value: object) -> object:
+    """JSON Schema counts 2048.0 as an integer, and so does the API (1.5 stays refused)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
 ModelName = Annotated[str, Field(min_length=1, max_length=200, pattern=MODEL_NAME_PATTERN)]
 Temperature = Annotated[float, Field(ge=0.0, le=2.0, allow_inf_nan=False)]
-MaxTokens = Annotated[int, Field(ge=1, le=MAX_TOKENS_CEILING)]
+# The validator wraps the constrained int (metadata applies left to right), so the bounds stay
+# minimum/maximum in the JSON schema.
+MaxTokens = Annotated[
+    int, Field(ge=1, le=MAX_TOKENS_CEILING), BeforeValidator(_integral_float_to_int)
+]
+
+
+def _omit_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+# A PATCH field: may be left out, and is never null. The None default only marks "left out"
+# (pydantic does not validate defaults); the JSON schema shows neither it nor null.
+Omittable = Field(default=None, json_schema_extra=_omit_default)
 
 
 class SettingsPut(StrictInput):
@@ -34,9 +54,11 @@ class SettingsPut(StrictInput):
 class SettingsPatch(StrictInput):
     """PATCH: any non-empty subset of the settings; null is not a value."""
 
-    llm_model: ModelName | None = None
-    llm_temperature: Temperature | None = None
-    llm_max_tokens: MaxTokens | None = None
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    llm_model: ModelName = Omittable
+    llm_temperature: Temperature = Omittable
+    llm_max_tokens: MaxTokens = Omittable
 
     @field_validator("*", mode="before")
     @classmethod
@@ -55,12 +77,44 @@ class SettingsPatch(StrictInput):
         return {name: getattr(self, name) for name in self.model_fields_set}
 
 
+class SettingsRow(Protocol):
+    """A stored settings row: a models.UserSettings, or the hot path's StoredSettings."""
+
+    @property
+    def llm_model(self) -> str | None: ...
+    @property
+    def llm_temperature(self) -> float: ...
+    @property
+    def llm_max_tokens(self) -> int: ...
+    @property
+    def updated_at(self) -> str | None: ...
+    @property
+    def revision(self) -> int: ...
+
+
 class SettingsOut(BaseModel):
     llm_model: str | None
     llm_temperature: float
     llm_max_tokens: int
     updated_at: str | None = None
     revision: int = 0
+
+    @classmethod
+    def of(cls, row: SettingsRow, local_model: str | None) -> SettingsOut:
+        """The API view of a stored row (NULL model: the host's local model)."""
+        return cls(
+            llm_model=row.llm_model or local_model,
+            llm_temperature=row.llm_temperature,
+            llm_max_tokens=row.llm_max_tokens,
+            updated_at=row.updated_at,
+            revision=row.revision,
+        )
+
+
+class ErrorDetail(BaseModel):
+    """An error answer other than invalid input."""
+
+    detail: str
 
 
 class ValidateKeyIn(StrictInput):

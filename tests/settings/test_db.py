@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 
-from nova_settings.db import SCHEMA_VERSION, migrate, open_database, schema_version
+from nova_settings.core.db import SCHEMA_VERSION, migrate, open_database, schema_version
 
 
 def test_pragmas_hold_on_every_pooled_checkout(tmp_path):

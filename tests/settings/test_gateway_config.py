@@ -1,6 +1,6 @@
 """A Google key stored, replaced or removed through the API re-renders the gateway config.
 
-The service renders the real shared template (templates/etc/nova/litellm/config.yaml.j2) with
+The service renders the template it ships (nova_settings/gateway/litellm-config.yaml.j2) with
 a context file like the one Ansible writes. The file is rewritten only when its content
 changes: the systemd path unit on the host restarts the gateway exactly then.
 """
@@ -13,9 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .conftest import GOOGLE_KEY, LOCAL_MODEL, ROOT, run_service
-
-TEMPLATE = ROOT / "templates/etc/nova/litellm/config.yaml.j2"
+from .conftest import GOOGLE_KEY, LOCAL_MODEL, run_service
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +33,7 @@ def gw_service(tmp_path_factory, upstreams):
             }
         )
     )
-    env = {"NOVA_GATEWAY_TEMPLATE": str(TEMPLATE), "NOVA_GATEWAY_CONTEXT": str(context)}
+    env = {"NOVA_GATEWAY_CONTEXT": str(context)}
     with run_service(base / "state", upstreams, env_overrides=env) as svc:
         yield svc
 

@@ -43,9 +43,9 @@ def test_a_user_without_a_settings_row_gets_the_defaults_stored(service, tmp_pat
 
 
 def test_a_change_written_by_another_process_is_read_at_once(service, client, fresh_settings):
-    """The service serves the settings read from memory between commits (auth.UserLookup):
-    a row changed behind its back (here by this test process's own connection) must still
-    be what the very next read returns."""
+    """The service serves the settings read from memory between commits
+    (fast_read.UserLookup): a row changed behind its back (here by this test process's own
+    connection) must still be what the very next read returns."""
     with contextlib.closing(sqlite3.connect(service.db_path)) as conn:
         for step in range(1, 21):
             assert client.get("/api/user-settings/").status_code == 200  # cached now

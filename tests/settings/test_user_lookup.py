@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from nova_settings import auth
-from nova_settings.commit_stamp import CommitStamp
-from nova_settings.db import PointReader, migrate, open_database
+from nova_settings.core import security
+from nova_settings.core.db import migrate, open_database
+from nova_settings.fast_read import CommitStamp, PointReader, UserLookup
 
 
 @pytest.fixture
@@ -34,7 +34,8 @@ def db_path(tmp_path: Path) -> Path:
 def _add_user(path: Path, name: str, token: str, temperature: float = 0.6) -> int:
     with contextlib.closing(sqlite3.connect(path)) as conn, conn:
         cur = conn.execute(
-            'INSERT INTO "user" (name, token_hash) VALUES (?, ?)', (name, auth.hash_token(token))
+            'INSERT INTO "user" (name, token_hash) VALUES (?, ?)',
+            (name, security.hash_token(token)),
         )
         conn.execute(
             "INSERT INTO user_settings (user_id, llm_model, llm_temperature, llm_max_tokens,"
@@ -49,7 +50,7 @@ def lookup(db_path: Path):
     reader = PointReader(db_path)
     stamp = CommitStamp.open(db_path)
     assert stamp.enabled
-    yield auth.UserLookup(reader, stamp)
+    yield UserLookup(reader, stamp)
     reader.close_all()
     stamp.close()
 
@@ -128,7 +129,7 @@ def test_a_replaced_or_deleted_token_stops_working_on_the_next_lookup(db_path, l
     new = "n" * 43
     with contextlib.closing(sqlite3.connect(db_path)) as conn, conn:
         conn.execute(
-            'UPDATE "user" SET token_hash = ? WHERE id = ?', (auth.hash_token(new), user_id)
+            'UPDATE "user" SET token_hash = ? WHERE id = ?', (security.hash_token(new), user_id)
         )
     assert lookup.user_for_token(TOKEN) is None
     assert lookup.user_for_token(new).name == "bob"

@@ -1,23 +1,19 @@
-"""The LiteLLM config template (templates/etc/nova/litellm/config.yaml.j2) renders valid config.
+"""The LiteLLM config template (nova_settings/gateway/litellm-config.yaml.j2) renders valid config.
 
-The template is plain Jinja so that both Ansible and the settings service can render it.
+Rendered through the settings service's own renderer, with the Jinja settings it ships with.
 """
 
-from pathlib import Path
-
-import jinja2
 import pytest
 import yaml
 
-TEMPLATE = Path(__file__).resolve().parents[2] / "templates/etc/nova/litellm/config.yaml.j2"
+from nova_settings.gateway.litellm_config import render_template
 
 
 def render(
     gemini_models: list[str], gemini_api_base: str = "", disable_cooldowns: bool = True
 ) -> dict:
-    env = jinja2.Environment(undefined=jinja2.StrictUndefined, keep_trailing_newline=True)
-    text = env.from_string(TEMPLATE.read_text()).render(
-        gateway={
+    text = render_template(
+        {
             "local_model": {
                 "name": "SmolLM2-135M-Instruct",
                 "api_base": "http://127.0.0.1:8080/v1",

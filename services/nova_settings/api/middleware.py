@@ -8,7 +8,7 @@ import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from .db import Database
+from ..core.db import Database
 
 access_log = logging.getLogger("nova_settings.access")
 log = logging.getLogger(__name__)

@@ -1,4 +1,7 @@
-"""SQLite storage: the peewee database, its models and the schema migrations.
+"""The SQLite database: the connection pool, and the schema migrations.
+
+The peewee models live in ``models.py``; the hot read path's own connections in
+``fast_read.py``.
 
 The schema is created and upgraded by numbered migrations; the version reached is recorded in
 ``PRAGMA user_version`` in the same transaction as the migration, so an upgrade either lands
@@ -15,13 +18,12 @@ from __future__ import annotations
 import contextvars
 import logging
 import sqlite3
-import threading
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import peewee
 from playhouse.pool import PooledSqliteDatabase
+
+from ..models import MODELS
 
 log = logging.getLogger(__name__)
 
@@ -88,46 +90,6 @@ class Database(PooledSqliteDatabase):
         if isinstance(conn, _Connection):
             conn.nova_ready = True
 
-
-def utcnow() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
-
-
-class BaseModel(peewee.Model):
-    class Meta:
-        database = None  # bound by open_database()
-        legacy_table_names = False
-
-
-class User(BaseModel):
-    id = peewee.AutoField()
-    name = peewee.TextField(unique=True)
-    token_hash = peewee.TextField(unique=True)
-    created_at = peewee.TextField(null=True)
-
-    class Meta:
-        table_name = "user"
-
-
-class UserSettings(BaseModel):
-    user = peewee.ForeignKeyField(
-        User, primary_key=True, column_name="user_id", on_delete="CASCADE", backref="settings"
-    )
-    # NULL means "the host's local model" (NOVA_LOCAL_MODEL at read time).
-    llm_model = peewee.TextField(null=True)
-    llm_temperature = peewee.FloatField()
-    llm_max_tokens = peewee.IntegerField()
-    updated_at = peewee.TextField(null=True)
-    revision = peewee.IntegerField(default=0)
-
-    class Meta:
-        table_name = "user_settings"
-
-
-MODELS: list[type[peewee.Model]] = [User, UserSettings]
-
-DEFAULT_TEMPERATURE = 0.6
-DEFAULT_MAX_TOKENS = 2048
 
 # Migration N brings the schema from version N-1 to N. Never edit a shipped migration:
 # append a new one.
@@ -202,89 +164,3 @@ def open_database(path: Path) -> Database:
         if str(mode).lower() != "wal":
             log.warning("SQLite refused WAL journal mode (got %s)", mode)
     return db
-
-
-def default_settings_row(user_id: int, local_model: str | None) -> dict[str, Any]:
-    return {
-        "user": user_id,
-        "llm_model": local_model,
-        "llm_temperature": DEFAULT_TEMPERATURE,
-        "llm_max_tokens": DEFAULT_MAX_TOKENS,
-        "updated_at": utcnow(),
-        "revision": 0,
-    }
-
-
-class PreparedQuery:
-    """SQL that peewee generates once and that is then run many times with new parameters.
-
-    peewee builds the SQL text on every execution, which on the hot path (the token lookup)
-    costs several times what SQLite takes to run the indexed query. Build the query with
-    ``Param("name")`` placeholders; ``bind`` substitutes them by name.
-    """
-
-    def __init__(self, build: Any) -> None:
-        self._build = build
-        self._compiled: tuple[str, list[Any]] | None = None
-
-    def bind(self, **values: Any) -> tuple[str, list[Any]]:
-        if self._compiled is None:
-            sql, params = self._build().sql()
-            self._compiled = (sql, list(params))
-        sql, params = self._compiled
-        return sql, [values[p.name] if isinstance(p, _Placeholder) else p for p in params]
-
-
-class PointReader:
-    """Plain sqlite3 connections for indexed point reads on the hot path, one per thread.
-
-    Every authenticated request reads the caller's row; doing that through the pool costs a
-    checkout, peewee's bookkeeping and a return, several times the query itself. These
-    connections are ``query_only`` (a bug here cannot write) and autocommit: each read is its
-    own WAL snapshot, so it sees every committed write and never waits on a writer.
-    """
-
-    def __init__(self, path: Path | str) -> None:
-        self._path = str(path)
-        self._local = threading.local()
-        self._opened: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
-
-    def _connection(self) -> sqlite3.Connection:
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self._path, isolation_level=None, timeout=BUSY_TIMEOUT_MS / 1000)
-            conn.execute("PRAGMA query_only = 1")
-            self._local.conn = conn
-            with self._lock:
-                self._opened.append(conn)
-        return conn
-
-    def fetchone(self, query: PreparedQuery, **values: Any) -> tuple[Any, ...] | None:
-        sql, params = query.bind(**values)
-        # fetchall() runs the statement to completion, which ends its read snapshot; a
-        # half-read statement would pin this connection to an old snapshot.
-        rows = self._connection().execute(sql, params).fetchall()
-        return rows[0] if rows else None
-
-    def close_all(self) -> None:
-        with self._lock:
-            opened, self._opened = self._opened, []
-        for conn in opened:
-            conn.close()
-        self._local = threading.local()
-
-
-class _Placeholder:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-    def __repr__(self) -> str:
-        return f"Param({self.name!r})"
-
-
-def Param(name: str) -> peewee.Value:
-    """A named placeholder for PreparedQuery (kept out of the field's type conversion)."""
-    return peewee.Value(_Placeholder(name), converter=False)

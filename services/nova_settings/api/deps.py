@@ -10,11 +10,10 @@ from typing import Annotated
 
 import httpx
 from fastapi import Depends, HTTPException, Request, status
-from starlette.types import Scope
 
-from . import auth
-from .config import Config
-from .db import Database
+from ..core.config import Config
+from ..core.db import Database
+from ..fast_read import AuthenticatedUser, bearer_token
 from .middleware import USER_STATE_KEY
 
 UNAUTHORIZED = HTTPException(
@@ -49,21 +48,19 @@ async def get_session(request: Request) -> Database:
 SessionDep = Annotated[Database, Depends(get_session)]
 
 
-async def get_current_user(request: Request) -> auth.AuthenticatedUser:
+async def get_current_user(request: Request) -> AuthenticatedUser:
     """The user the bearer token names, with their settings row; 401 (saying nothing more)
     otherwise.
 
-    Hot path (every authenticated request), so it is kept to one dependency node: the header
-    is parsed here rather than through fastapi.security.HTTPBearer (app.py declares the bearer
-    scheme in the OpenAPI document). The lookup (auth.UserLookup) is served from memory until
-    the next commit, otherwise one indexed read on the event loop's own query-only connection
-    (db.PointReader): in WAL mode it never waits on a writer, and it needs no pooled
-    connection.
+    Every authenticated request comes through here, so it is one dependency node served by
+    fast_read (header straight from the scope, the user from UserLookup's commit-checked
+    cache or one indexed query); api/main.py declares the bearer scheme in the OpenAPI
+    document instead of fastapi.security.HTTPBearer.
     """
-    scheme, _, token = _authorization(request.scope).partition(" ")
-    if scheme.lower() != "bearer" or not token:
+    token = bearer_token(request.scope)
+    if token is None:
         raise UNAUTHORIZED
-    user = request.app.state.user_lookup.user_for_token(token.strip())
+    user = request.app.state.user_lookup.user_for_token(token)
     if user is None:
         raise UNAUTHORIZED
     # For the access log (the same dict as request.state, without building a State object).
@@ -71,15 +68,7 @@ async def get_current_user(request: Request) -> auth.AuthenticatedUser:
     return user
 
 
-def _authorization(scope: Scope) -> str:
-    """The Authorization header straight from the ASGI scope (no Headers object per call)."""
-    for name, value in scope["headers"]:
-        if name == b"authorization":
-            return value.decode("latin-1")
-    return ""
-
-
-CurrentUser = Annotated[auth.AuthenticatedUser, Depends(get_current_user)]
+CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
 
 
 async def get_local_client(request: Request) -> httpx.AsyncClient:

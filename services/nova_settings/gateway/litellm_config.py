@@ -1,33 +1,52 @@
-"""Render the gateway's LiteLLM config from the one shared template.
+"""Render the gateway's LiteLLM config from the template shipped in this package.
 
-The template (templates/etc/nova/litellm/config.yaml.j2, installed on the host by Ansible) and
-its context (a JSON file written by Ansible: the local model, the Gemini models to offer, the
-timeouts) are fixed at provisioning. What changes at run time is whether a Google key is stored:
-Gemini models, and the fallbacks to and from them, are rendered only while one is.
+The template (``litellm-config.yaml.j2`` beside this module) is fixed by the release, and its
+context (a JSON file written by Ansible, NOVA_GATEWAY_CONTEXT: the local model, the Gemini
+models to offer, the timeouts) by provisioning. What changes at run time is whether a Google
+key is stored: Gemini models, and the fallbacks to and from them, are rendered only while one
+is.
 
 The result is written atomically and only when its content changes; a systemd path unit
-watching it (and the stored Google key) restarts nova-litellm.service. Both Ansible (through
-``nova-settings-admin render-gateway-config``) and the settings service (after a key change)
-render through this module, so they cannot disagree.
+watching it (and the stored Google key) restarts nova-litellm.service. Provisioning (Ansible
+runs ``nova-settings-admin render-gateway-config``) and the service (after a key change,
+gateway/key_events.py) both render through this module, so they cannot disagree.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from importlib import resources
 from typing import Any
 
 import jinja2
 import yaml
 
+from ..core.config import Config
+from ..files import write_private_file
 from . import keystore
-from .config import Config
 
 log = logging.getLogger(__name__)
+
+TEMPLATE = "litellm-config.yaml.j2"
+
+# The one Jinja environment the template is rendered with (YAML out, not HTML: no escaping).
+_JINJA = jinja2.Environment(  # noqa: S701
+    undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True
+)
 
 
 class GatewayConfigError(RuntimeError):
     """The gateway config could not be rendered; the file in place is unchanged."""
+
+
+def template_source() -> str:
+    return resources.files(__package__).joinpath(TEMPLATE).read_text(encoding="utf-8")
+
+
+def render_template(context: dict[str, Any]) -> str:
+    """The config text for a ``gateway`` context (raises jinja2.TemplateError)."""
+    return _JINJA.from_string(template_source()).render(gateway=context)
 
 
 def build_context(config: Config) -> dict[str, Any]:
@@ -43,19 +62,11 @@ def build_context(config: Config) -> dict[str, Any]:
 
 
 def render(config: Config) -> str:
-    if config.gateway_template is None:
-        raise GatewayConfigError("NOVA_GATEWAY_TEMPLATE is not set")
+    context = build_context(config)
     try:
-        source = config.gateway_template.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise GatewayConfigError(f"cannot read {config.gateway_template}: {exc}") from None
-    env = jinja2.Environment(  # noqa: S701 - YAML output, not HTML
-        undefined=jinja2.StrictUndefined, trim_blocks=True, keep_trailing_newline=True
-    )
-    try:
-        text = env.from_string(source).render(gateway=build_context(config))
+        text = render_template(context)
         parsed = yaml.safe_load(text)
-    except (jinja2.TemplateError, yaml.YAMLError) as exc:
+    except (OSError, jinja2.TemplateError, yaml.YAMLError) as exc:
         raise GatewayConfigError(f"gateway config does not render: {exc}") from None
     if not isinstance(parsed, dict) or not parsed.get("model_list"):
         raise GatewayConfigError("rendered gateway config has no model_list")
@@ -72,10 +83,10 @@ def apply(config: Config) -> bool:
     except FileNotFoundError:
         pass
     out.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-    keystore.write_secret_file(out, text)
+    write_private_file(out, text)
     log.info("gateway config rewritten (%s)", out)
     return True
 
 
 def enabled(config: Config) -> bool:
-    return config.gateway_template is not None and config.gateway_context is not None
+    return config.gateway_context is not None

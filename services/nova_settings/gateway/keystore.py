@@ -1,21 +1,19 @@
 """Provider API keys on disk: one 0600 file per provider under <state>/secrets/.
 
-Keys are written atomically (temporary file in the same directory, fsync, os.replace) and are
-never returned or logged: callers only ever see ``mask()``-ed forms.
+Keys are written atomically and are never returned or logged: callers only ever see
+``mask()``-ed forms. What a stored or removed key sets off (the gateway config) is
+gateway/key_events.py's business, not this module's.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
 import os
-import secrets
 from datetime import UTC, datetime
 from pathlib import Path
 
-from .config import PROVIDERS, Config, Provider
-
-log = logging.getLogger(__name__)
+from ..core.config import PROVIDERS, Provider
+from ..files import fsync_dir, write_private_file
 
 
 def key_path(secrets_dir: Path, provider: Provider) -> Path:
@@ -37,37 +35,12 @@ def _ensure_dir(secrets_dir: Path) -> None:
         os.chmod(secrets_dir, 0o700)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def write_secret_file(path: Path, content: str) -> None:
-    """Write ``content`` to ``path`` atomically with mode 0600 (never briefly wider)."""
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(content)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
 def store_key(secrets_dir: Path, provider: Provider, key: str) -> bool:
     """Store ``key``; False (and nothing written) when the same key is already stored."""
     if read_key(secrets_dir, provider) == key:
         return False
     _ensure_dir(secrets_dir)
-    write_secret_file(key_path(secrets_dir, provider), key + "\n")
+    write_private_file(key_path(secrets_dir, provider), key + "\n")
     return True
 
 
@@ -89,7 +62,7 @@ def delete_key(secrets_dir: Path, provider: Provider) -> bool:
         key_path(secrets_dir, provider).unlink()
     except FileNotFoundError:
         return False
-    _fsync_dir(secrets_dir)
+    fsync_dir(secrets_dir)
     return True
 
 
@@ -99,21 +72,3 @@ def key_mtime(secrets_dir: Path, provider: Provider) -> str | None:
     except FileNotFoundError:
         return None
     return datetime.fromtimestamp(stamp, UTC).isoformat(timespec="seconds")
-
-
-def on_keys_changed(config: Config, provider: Provider, action: str) -> None:
-    """After a key was stored, replaced or removed: re-render the gateway config.
-
-    The config changes only when Google keys come or go; a replaced key is picked up by the
-    path unit that watches the key file. Never pass the key itself here.
-    """
-    from . import gateway_config  # imported here: gateway_config imports this module
-
-    log.info("api key for %s %s", provider, action)
-    if provider != "google" or not gateway_config.enabled(config):
-        return
-    try:
-        if gateway_config.apply(config):
-            log.info("gateway config re-rendered after the %s key was %s", provider, action)
-    except gateway_config.GatewayConfigError as exc:
-        log.error("gateway config not re-rendered: %s", exc)

@@ -8,10 +8,10 @@ import httpx
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from .. import discovery, gpu, units
-from ..config import Config
+from ... import discovery, gpu, units
+from ...core.config import Config
+from ...schemas import ServiceHealth, SystemStatusOut
 from ..deps import ConfigDep, CurrentUser, LocalClientDep
-from ..schemas import ServiceHealth, SystemStatusOut
 
 router = APIRouter(tags=["system"])
 

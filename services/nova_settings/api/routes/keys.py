@@ -15,10 +15,11 @@ from fastapi import APIRouter, Body, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from .. import keystore, providers
-from ..config import PROVIDERS, Provider
+from ... import providers
+from ...core.config import PROVIDERS, Provider
+from ...gateway import key_events, keystore
+from ...schemas import ApiKeysOut, StoredKey, ValidateKeyIn, ValidateKeyOut
 from ..deps import ConfigDep, CurrentUser, ProviderClientDep
-from ..schemas import ApiKeysOut, StoredKey, ValidateKeyIn, ValidateKeyOut
 
 router = APIRouter(tags=["api keys"])
 
@@ -41,12 +42,8 @@ async def validate_api_key(
     check = await providers.check_key(client, config, body.provider, body.api_key)
     stored = False
     if check.status == "valid" and body.store:
-        changed = await run_in_threadpool(
-            keystore.store_key, config.secrets_dir, body.provider, body.api_key
-        )
+        await run_in_threadpool(key_events.store_key, config, body.provider, body.api_key)
         stored = True
-        if changed:
-            await run_in_threadpool(keystore.on_keys_changed, config, body.provider, "stored")
     out = ValidateKeyOut(
         provider=body.provider,
         status=check.status,
@@ -80,7 +77,5 @@ def list_api_keys(user: CurrentUser, config: ConfigDep) -> ApiKeysOut:
 @router.delete("/api/api-keys/{provider}")
 def delete_api_key(provider: Provider, user: CurrentUser, config: ConfigDep) -> StoredKey:
     del user
-    removed = keystore.delete_key(config.secrets_dir, provider)
-    if removed:
-        keystore.on_keys_changed(config, provider, "removed")
+    key_events.delete_key(config, provider)
     return StoredKey(provider=provider, stored=False)

@@ -28,7 +28,7 @@ def log_config(level: str) -> dict[str, Any]:
         "loggers": {
             "uvicorn": {"level": level, "handlers": [], "propagate": True},
             "uvicorn.error": {"level": level, "handlers": [], "propagate": True},
-            # One line per request comes from nova_settings.middleware.AccessLogMiddleware.
+            # One line per request comes from nova_settings.api.middleware.AccessLogMiddleware.
             "uvicorn.access": {"level": "CRITICAL", "handlers": [], "propagate": False},
             # httpx logs each request URL at INFO; URLs never carry keys, but keep it terse.
             "httpx": quiet,

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from .. import discovery
+from ... import discovery
+from ...schemas import ModelsOut
 from ..deps import ConfigDep, CurrentUser, LocalClientDep
-from ..schemas import ModelsOut
 
 router = APIRouter(tags=["models"])
 

@@ -7,27 +7,34 @@ from typing import Any
 from fastapi import APIRouter, HTTPException, Request, Response, status
 from starlette.concurrency import run_in_threadpool
 
-from .. import discovery, store
-from ..config import Config
+from ... import crud, discovery
+from ...core.config import Config
+from ...fast_read import settings_json
+from ...schemas import ErrorDetail, SettingsOut, SettingsPatch, SettingsPut
 from ..deps import ConfigDep, CurrentUser, LocalClientDep, SessionDep, get_session
-from ..schemas import SettingsOut, SettingsPatch, SettingsPut
 
 router = APIRouter(prefix="/api/user-settings", tags=["settings"])
 
 
+# A change of llm_model or llm_max_tokens is checked against the gateway's models.
+WRITE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    503: {"model": ErrorDetail, "description": "the gateway cannot be asked which models exist"},
+}
+
+
 @router.get("/", response_model=SettingsOut)
 async def read_settings(user: CurrentUser, request: Request) -> Response:
-    # The hottest route (the chat agent calls it before every LLM call). CurrentUser already
-    # brought the settings row (auth.UserLookup), so a read costs no further query and no
+    # The hottest route (the chat agent calls it before every LLM call; see fast_read.py).
+    # CurrentUser already brought the settings row, so a read costs no further query and no
     # further dependency nodes (FastAPI resolves each for more than the query costs): config
     # comes from the app state, and a pooled connection is taken only to seed a missing row.
     config: Config = request.app.state.config
     if user.settings is None:  # a user created without settings: seed the defaults
         session = await get_session(request)
-        seeded = await run_in_threadpool(store.seed_settings, session, user, config)
+        seeded = await run_in_threadpool(crud.seed_settings, session, user.id, config)
         body = seeded.model_dump_json().encode()
     else:
-        body = store.settings_json(user.settings, config.local_model)
+        body = settings_json(user.settings, config.local_model)
     # Already a validated SettingsOut body: sent as is instead of being validated again.
     return Response(body, media_type="application/json")
 
@@ -48,8 +55,10 @@ async def _apply(
                 detail=f"cannot check llm_model/llm_max_tokens: {catalog.gateway.error}",
             )
     try:
-        return await run_in_threadpool(store.apply_changes, session, user, changes, catalog, config)
-    except store.SettingsRefused as refused:
+        return await run_in_threadpool(
+            crud.apply_changes, session, user.id, changes, catalog, config
+        )
+    except crud.SettingsRefused as refused:
         raise HTTPException(
             refused.status_code,
             detail=[
@@ -58,7 +67,7 @@ async def _apply(
         ) from None
 
 
-@router.put("/")
+@router.put("/", responses=WRITE_RESPONSES)
 async def replace_settings(
     body: SettingsPut,
     user: CurrentUser,
@@ -69,7 +78,7 @@ async def replace_settings(
     return await _apply(user, session, config, client, body.model_dump())
 
 
-@router.patch("/")
+@router.patch("/", responses=WRITE_RESPONSES)
 async def update_settings(
     body: SettingsPatch,
     user: CurrentUser,

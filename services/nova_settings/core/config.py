@@ -1,0 +1,121 @@
+"""Service configuration: the NOVA_* environment of the systemd unit, read once per process.
+
+Ansible writes the environment file (``templates/etc/nova/settings.env.j2``); every variable
+name is spelled out once below, as the field's alias. Unset or empty variables keep the
+default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field, field_validator
+from pydantic_core import PydanticUseDefault
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+DEFAULT_UNITS = (
+    "nova-llama-server.service",
+    "nova-litellm.service",
+    "nova-settings.service",
+    "nova-llm.target",
+)
+
+Provider = Literal["google", "langsmith"]
+PROVIDERS: tuple[Provider, ...] = ("google", "langsmith")
+
+
+def _credential_key_file() -> Path | None:
+    """The gateway master key passed by systemd's ``LoadCredential=``, if any."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY", "").strip()
+    return Path(directory) / "gateway-master-key" if directory else None
+
+
+class Config(BaseSettings):
+    """Everything the service reads from its environment, validated."""
+
+    model_config = SettingsConfigDict(
+        frozen=True,
+        extra="ignore",  # the environment holds much else
+        env_ignore_empty=True,
+        populate_by_name=True,  # Config(state_dir=...) in code and tests
+    )
+
+    host: str = Field("127.0.0.1", alias="NOVA_SETTINGS_HOST")
+    port: int = Field(8000, ge=1, le=65535, alias="NOVA_SETTINGS_PORT")
+    state_dir: Path = Field(Path("/var/lib/nova-settings"), alias="NOVA_SETTINGS_STATE_DIR")
+    local_model: str | None = Field(None, alias="NOVA_LOCAL_MODEL")
+    llama_url: str = Field("http://127.0.0.1:8080", alias="NOVA_LLAMA_URL")
+    gateway_url: str = Field("http://127.0.0.1:4000", alias="NOVA_GATEWAY_URL")
+    # Default: the credential systemd passes (LoadCredential=gateway-master-key).
+    gateway_key_file: Path | None = Field(
+        default_factory=_credential_key_file, alias="NOVA_GATEWAY_KEY_FILE"
+    )
+    google_api_base: str = Field(
+        "https://generativelanguage.googleapis.com/v1beta", alias="NOVA_GOOGLE_API_BASE"
+    )
+    langsmith_api_base: str = Field(
+        "https://api.smith.langchain.com", alias="NOVA_LANGSMITH_API_BASE"
+    )
+    provider_timeout_s: float = Field(5.0, gt=0, le=120, alias="NOVA_PROVIDER_TIMEOUT_S")
+    discovery_timeout_s: float = Field(3.0, gt=0, le=60, alias="NOVA_DISCOVERY_TIMEOUT_S")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = Field(
+        "INFO", alias="NOVA_LOG_LEVEL"
+    )
+    # The units GET /api/system/status reports on: a comma-separated list.
+    units: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_UNITS, alias="NOVA_UNITS")
+    max_body_bytes: int = Field(16 * 1024, ge=256, alias="NOVA_MAX_BODY_BYTES")
+    # The gateway config's context, written by Ansible (see gateway/litellm_config.py); unset
+    # on hosts or tests where key changes need not reach a gateway.
+    gateway_context: Path | None = Field(None, alias="NOVA_GATEWAY_CONTEXT")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _strip(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.strip()
+            if not value:  # whitespace only: as if unset
+                raise PydanticUseDefault()
+        return value
+
+    @field_validator("llama_url", "gateway_url", "google_api_base", "langsmith_api_base")
+    @classmethod
+    def _strip_slash(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value.rstrip("/")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @field_validator("units", mode="before")
+    @classmethod
+    def _comma_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(unit.strip() for unit in value.split(",") if unit.strip())
+        return value
+
+    @property
+    def db_path(self) -> Path:
+        return self.state_dir / "settings.db"
+
+    @property
+    def secrets_dir(self) -> Path:
+        return self.state_dir / "secrets"
+
+    @property
+    def gateway_config_path(self) -> Path:
+        return self.state_dir / "gateway" / "config.yaml"
+
+    def gateway_master_key(self) -> str | None:
+        """The gateway master key, read fresh from its file (it may be rotated)."""
+        if self.gateway_key_file is None:
+            return None
+        try:
+            key = self.gateway_key_file.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        return key or None
