@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "scripts" / "check-import-cycles"
 
@@ -30,23 +32,16 @@ def test_the_projects_services_have_no_cycle() -> None:
     assert result.stdout.startswith("no import cycles")
 
 
-def test_a_cycle_dodged_inside_a_function_is_found(tmp_path: Path) -> None:
-    tree = write(
-        tmp_path,
+CYCLES = {
+    "dodged inside a function": (
         {
             "pkg/__init__.py": "",
             "pkg/keystore.py": "def changed():\n    from pkg.config import render\n",
             "pkg/config.py": "from pkg import keystore\n",
         },
-    )
-    result = check(tree)
-    assert result.returncode == 1
-    assert "pkg.config <-> pkg.keystore" in result.stdout
-
-
-def test_a_cycle_for_types_only_and_through_relative_imports_is_found(tmp_path: Path) -> None:
-    tree = write(
-        tmp_path,
+        "pkg.config <-> pkg.keystore",
+    ),
+    "for types only, through relative imports": (
         {
             "pkg/__init__.py": "",
             "pkg/sub/__init__.py": "",
@@ -54,10 +49,17 @@ def test_a_cycle_for_types_only_and_through_relative_imports_is_found(tmp_path: 
             "if TYPE_CHECKING:\n    from ..store import Store\n",
             "pkg/store.py": "from .sub.auth import check\n",
         },
-    )
-    result = check(tree)
+        "pkg.store <-> pkg.sub.auth",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", CYCLES, ids=list(CYCLES))
+def test_a_cycle_is_found_however_it_is_written(tmp_path: Path, case: str) -> None:
+    files, expected = CYCLES[case]
+    result = check(write(tmp_path, files))
     assert result.returncode == 1
-    assert "pkg.store <-> pkg.sub.auth" in result.stdout
+    assert expected in result.stdout
 
 
 def test_a_package_importing_its_own_modules_is_no_cycle(tmp_path: Path) -> None:
