@@ -18,15 +18,14 @@ import httpx
 
 @dataclass(frozen=True)
 class ProbeOutcome:
-    """The answer (``response``), or why none came: ``timed_out``, else ``error`` names it."""
+    """The answer (``response``), or the ``exception`` that came instead of one."""
 
     method: str
     url: str
     timeout_s: float
     response: httpx.Response | None = None
     elapsed_ms: int | None = None
-    timed_out: bool = False
-    error: str | None = None  # the exception's class name when the request failed otherwise
+    exception: httpx.HTTPError | None = None
 
     @property
     def answered(self) -> bool:
@@ -42,6 +41,15 @@ class ProbeOutcome:
         return self.response.status_code if self.response is not None else None
 
     @property
+    def timed_out(self) -> bool:
+        return isinstance(self.exception, httpx.TimeoutException)
+
+    @property
+    def error(self) -> str | None:
+        """The exception's class name (``ConnectError``, ``ReadTimeout``, ...), if any."""
+        return type(self.exception).__name__ if self.exception is not None else None
+
+    @property
     def no_answer(self) -> str:
         """Why no answer came, in words ("" when one did)."""
         if self.timed_out:
@@ -52,10 +60,8 @@ class ProbeOutcome:
 def _outcome(
     method: str, url: str, timeout: float, start: float, answer: httpx.Response | httpx.HTTPError
 ) -> ProbeOutcome:
-    if isinstance(answer, httpx.TimeoutException):
-        return ProbeOutcome(method, url, timeout, timed_out=True)
     if isinstance(answer, httpx.HTTPError):
-        return ProbeOutcome(method, url, timeout, error=answer.__class__.__name__)
+        return ProbeOutcome(method, url, timeout, exception=answer)
     elapsed = int((time.monotonic() - start) * 1000)
     return ProbeOutcome(method, url, timeout, response=answer, elapsed_ms=elapsed)
 

@@ -13,7 +13,7 @@ from nova_common import journal
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVICES = ROOT / "services"
-LITELLM_INSTALL = ROOT / "ansible/roles/litellm/tasks/install.yml"
+LITELLM_TASKS = ROOT / "ansible/roles/litellm/tasks"
 
 PROGRAM = """
 import logging, sys
@@ -55,16 +55,24 @@ def test_on_a_terminal_lines_stay_plain():
     assert lines == ["demo: disk full", "demo: slow", "demo: started", "demo: detail"]
 
 
+def pth_line() -> str:
+    """The content of the .pth file the litellm role writes (in whichever of its task files)."""
+    found = []
+    for path in sorted(LITELLM_TASKS.glob("*.yml")):
+        tasks = yaml.safe_load(path.read_text()) or []
+        tasks += [t for block in tasks for t in block.get("block", [])]
+        copies = [t["ansible.builtin.copy"] for t in tasks if "ansible.builtin.copy" in t]
+        found += [c["content"] for c in copies if str(c.get("dest", "")).endswith(".pth")]
+    (line,) = found
+    return line.replace("{{ nova_app_dir }}", str(SERVICES))
+
+
 def test_the_gateway_venvs_pth_line_loads_it_with_the_standard_library_alone(tmp_path):
     """The .pth line the litellm role writes, run by ``site`` in an interpreter that has no
-    site-packages (-S) and ignores PYTHONPATH (-I): nova_common.journal needs nothing else."""
-    tasks = yaml.safe_load(LITELLM_INSTALL.read_text())
-    block = next(t for t in tasks if t.get("name") == "Build the venv")["block"]
-    copies = [t["ansible.builtin.copy"] for t in block if "ansible.builtin.copy" in t]
-    (task,) = [c for c in copies if str(c["dest"]).endswith(".pth")]
-    line = task["content"].replace("{{ nova_app_dir }}", str(SERVICES))
-    (tmp_path / "nova.pth").write_text(line)
-    setup = f"import site; site.addsitedir({str(tmp_path)!r})"
+    site-packages (-S) and ignores PYTHONPATH (-I), with only services/ added (as the project
+    is in the gateway venv): nova_common.journal needs nothing but the standard library."""
+    (tmp_path / "nova.pth").write_text(pth_line())
+    setup = f"import site; site.addsitedir({str(SERVICES)!r}); site.addsitedir({str(tmp_path)!r})"
     assert run(["-I", "-S"], setup, {"JOURNAL_STREAM": "8:1"}) == PRIORITISED
 
 
