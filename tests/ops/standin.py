@@ -1,7 +1,7 @@
 """Loopback stand-ins for llama-server, the gateway and the settings service (stdlib only).
 
 ``Standin`` answers from a route table, ``(method, path) -> (status, body)``, records each
-request, and can hold some paths unanswered (``hang``) until it is closed. ``silent_port()``
+request, and can hold some paths unanswered (``hang``) until it is closed. ``silent_socket()``
 gives a socket that accepts connections in the kernel but never answers (a SIGSTOPped server);
 ``free_port()`` a port nothing listens on (a server that is down).
 
