@@ -413,8 +413,8 @@ def make_users(host: Host, names: list[str]) -> dict[str, str]:
         token_file = f"/var/lib/nova-settings/tokens/{name}.token"
         host.ssh(
             "set -a; . /etc/nova/settings.env; set +a; "
-            "cd /; runuser -u nova-settings -- env PYTHONPATH=/opt/nova/app"
-            f" /opt/nova/venv/bin/python -m nova_settings.admin ensure-user {name}"
+            "cd /; runuser -u nova-settings -- nova-settings-admin"
+            f" ensure-user {name}"
             f" --token-file {token_file} >/dev/null"
         )
         tokens[name] = host.ssh(f"cat {token_file}")
@@ -452,8 +452,7 @@ nova_llm_hosts:
       nova_llama_server_port: {LLAMA_PORT}
       nova_gateway_port: {GATEWAY_PORT}
       nova_settings_port: {SETTINGS_PORT}
-      nova_settings_google_api_base: {gemini_base}
-      litellm_gemini_api_base: {gemini_base}
+      nova_gemini_api_base: {gemini_base}
 """,
         encoding="utf-8",
     )

@@ -19,7 +19,7 @@ from .hostlib import NOVA_HOST, Host
 pytestmark = pytest.mark.host
 
 SMALL_DIR = "/var/lib/nova/models-small"
-FETCH = "PYTHONPATH=/opt/nova/app /opt/nova/venv/bin/python -m nova_model_fetch"
+FETCH = "nova-model-fetch"
 
 
 def _container_pid1(host: Host) -> int:
