@@ -15,12 +15,13 @@ import re
 import sys
 from pathlib import Path
 
+from nova_common.files import write_atomic
+
 from . import crud
 from .core import security
 from .core.config import Config
 from .core.db import Database, SchemaTooNewError, migrate, open_database
 from .core.logging_setup import setup_logging
-from .files import write_private_file
 from .gateway import litellm_config
 
 USER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
@@ -59,7 +60,7 @@ def ensure_user(db: Database, config: Config, name: str, token_file: Path) -> bo
         crud.set_user_token(name, security.hash_token(token), config.local_model)
         # Write the file before committing: if that fails, the old token stays valid.
         token_file.parent.mkdir(parents=True, exist_ok=True)
-        write_private_file(token_file, token + "\n")
+        write_atomic(token_file, token + "\n", mode=0o600)
     return True
 
 

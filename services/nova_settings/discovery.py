@@ -19,6 +19,8 @@ from typing import Any
 
 import httpx
 
+from nova_common.probe import probe_async
+
 from .core.config import Config, Provider
 from .gateway import keystore
 from .schemas import GatewayState, ModelOut, ModelsOut
@@ -61,14 +63,13 @@ def _describe_error(exc: Exception) -> str:
 
 
 async def llama_health(client: httpx.AsyncClient, config: Config) -> LlamaState:
-    try:
-        response = await client.get(
-            f"{config.llama_url}/health", timeout=config.discovery_timeout_s
-        )
-    except httpx.HTTPError as exc:
-        return LlamaState(False, f"llama-server unreachable: {_describe_error(exc)}")
-    if response.status_code != 200:
-        return LlamaState(False, f"llama-server /health answered HTTP {response.status_code}")
+    outcome = await probe_async(
+        client, "GET", f"{config.llama_url}/health", config.discovery_timeout_s
+    )
+    if outcome.exception is not None:
+        return LlamaState(False, f"llama-server unreachable: {_describe_error(outcome.exception)}")
+    if outcome.status != 200:
+        return LlamaState(False, f"llama-server /health answered HTTP {outcome.status}")
     return LlamaState(True, "llama-server /health answered 200")
 
 

@@ -6,6 +6,8 @@ from typing import Annotated, Any, Literal, Protocol
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
+from nova_common.nvml import GpuDevice
+
 from .core.config import Provider
 
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._:/@+\-]{0,199}$"
@@ -178,16 +180,6 @@ class ServiceHealth(BaseModel):
     url: str
     healthy: bool
     detail: str
-
-
-class GpuDevice(BaseModel):
-    index: int
-    name: str
-    memory_used_bytes: int | None
-    memory_total_bytes: int | None
-    utilization_percent: int | None
-    temperature_c: int | None
-    power_w: float | None
 
 
 class GpuState(BaseModel):

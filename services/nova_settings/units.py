@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
+from nova_common import systemd
 
 from .schemas import UnitState
 
 PROPERTIES = ("Id", "LoadState", "ActiveState", "SubState", "NRestarts", "UnitFileState")
-TIMEOUT_S = 5.0
 
 
 def _unknown(units: tuple[str, ...], reason: str) -> list[UnitState]:
@@ -24,48 +22,15 @@ def _unknown(units: tuple[str, ...], reason: str) -> list[UnitState]:
     ]
 
 
-def _parse_blocks(output: str) -> list[dict[str, str]]:
-    blocks: list[dict[str, str]] = []
-    current: dict[str, str] = {}
-    for line in output.splitlines():
-        if not line.strip():
-            if current:
-                blocks.append(current)
-                current = {}
-            continue
-        key, sep, value = line.partition("=")
-        if sep:
-            current[key] = value
-    if current:
-        blocks.append(current)
-    return blocks
-
-
 def unit_states(units: tuple[str, ...]) -> list[UnitState]:
     """Blocking (runs systemctl); run it in a worker thread."""
     if not units:
         return []
-    systemctl = shutil.which("systemctl")
-    if systemctl is None:
-        return _unknown(units, "systemctl not found on this host")
-    try:
-        result = subprocess.run(
-            [systemctl, "show", "--no-pager", "-p", ",".join(PROPERTIES), "--", *units],
-            capture_output=True,
-            text=True,
-            timeout=TIMEOUT_S,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return _unknown(units, f"systemctl did not answer within {TIMEOUT_S:g} s")
-    except OSError as exc:
-        return _unknown(units, f"systemctl could not run: {exc.strerror}")
-    blocks = _parse_blocks(result.stdout)
-    if result.returncode != 0 or len(blocks) != len(units):
-        first = (result.stderr.strip().splitlines() or ["no output"])[0][:200]
-        return _unknown(units, f"systemctl show failed (exit {result.returncode}): {first}")
+    shown = systemd.show(units, PROPERTIES)
+    if not shown.ok:
+        return _unknown(units, shown.error)
     states = []
-    for unit, props in zip(units, blocks, strict=True):
+    for unit, props in zip(units, shown.units, strict=True):
         restarts = props.get("NRestarts", "")
         load_state = props.get("LoadState", "")
         states.append(

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging.config
 from typing import Any
 
-import nova_journal
+from nova_common import journal
 
 FORMAT = "%(levelname)s %(name)s: %(message)s"  # no timestamps: the journal adds its own
 
@@ -38,5 +38,5 @@ def log_config(level: str) -> dict[str, Any]:
 
 
 def setup_logging(level: str) -> None:
-    nova_journal.install()
+    journal.install()
     logging.config.dictConfig(log_config(level))

@@ -12,8 +12,9 @@ import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from nova_common.files import fsync_dir, write_atomic
+
 from ..core.config import PROVIDERS, Provider
-from ..files import fsync_dir, write_private_file
 
 
 def key_path(secrets_dir: Path, provider: Provider) -> Path:
@@ -40,7 +41,7 @@ def store_key(secrets_dir: Path, provider: Provider, key: str) -> bool:
     if read_key(secrets_dir, provider) == key:
         return False
     _ensure_dir(secrets_dir)
-    write_private_file(key_path(secrets_dir, provider), key + "\n")
+    write_atomic(key_path(secrets_dir, provider), key + "\n", mode=0o600)
     return True
 
 

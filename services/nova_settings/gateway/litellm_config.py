@@ -22,8 +22,9 @@ from typing import Any
 import jinja2
 import yaml
 
+from nova_common.files import write_atomic
+
 from ..core.config import Config
-from ..files import write_private_file
 from . import keystore
 
 log = logging.getLogger(__name__)
@@ -83,7 +84,7 @@ def apply(config: Config) -> bool:
     except FileNotFoundError:
         pass
     out.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-    write_private_file(out, text)
+    write_atomic(out, text, mode=0o600)
     log.info("gateway config rewritten (%s)", out)
     return True
 

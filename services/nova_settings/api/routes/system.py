@@ -8,6 +8,8 @@ import httpx
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
+from nova_common.probe import probe_async
+
 from ... import discovery, gpu, units
 from ...core.config import Config
 from ...schemas import ServiceHealth, SystemStatusOut
@@ -18,15 +20,10 @@ router = APIRouter(tags=["system"])
 
 async def _gateway_health(client: httpx.AsyncClient, config: Config) -> ServiceHealth:
     url = f"{config.gateway_url}/health/liveliness"
-    try:
-        response = await client.get(url, timeout=config.discovery_timeout_s)
-    except httpx.HTTPError as exc:
-        return ServiceHealth(url=url, healthy=False, detail=f"unreachable: {type(exc).__name__}")
-    return ServiceHealth(
-        url=url,
-        healthy=response.status_code == 200,
-        detail=f"HTTP {response.status_code}",
-    )
+    outcome = await probe_async(client, "GET", url, config.discovery_timeout_s)
+    if outcome.status is None:
+        return ServiceHealth(url=url, healthy=False, detail=f"unreachable: {outcome.error}")
+    return ServiceHealth(url=url, healthy=outcome.status == 200, detail=f"HTTP {outcome.status}")
 
 
 async def _llama_health(client: httpx.AsyncClient, config: Config) -> ServiceHealth:
