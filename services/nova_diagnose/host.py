@@ -15,13 +15,7 @@ MAX_GGUFS = 50
 
 
 def gpu_report() -> GpuReport:
-    reading = read_gpus()
-    return GpuReport(
-        available=reading.available,
-        driver_version=reading.driver_version,
-        reason=reading.reason,
-        devices=list(reading.devices),
-    )
+    return GpuReport.model_validate(read_gpus(), from_attributes=True)
 
 
 def disk_report(model_dir: Path) -> DiskReport:

@@ -10,10 +10,4 @@ from .schemas import GpuState
 
 def gpu_state() -> GpuState:
     """Blocking (NVML calls); run it in a worker thread."""
-    reading = read_gpus()
-    return GpuState(
-        available=reading.available,
-        reason=reading.reason,
-        driver_version=reading.driver_version,
-        devices=list(reading.devices),
-    )
+    return GpuState.model_validate(read_gpus(), from_attributes=True)
