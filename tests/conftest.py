@@ -13,3 +13,33 @@
   changes ``sys.path``. Every folder is a package (``__init__.py``), so a test folder that
   mirrors a service's name never shadows the service's package.
 """
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.fake_systemd import RECORDER, FakeSystemd, write_script
+from tests.standins.upstreams import Standin
+
+
+@pytest.fixture
+def fake_systemd(tmp_path: Path) -> FakeSystemd:
+    return FakeSystemd(tmp_path)
+
+
+@pytest.fixture
+def standins() -> Iterator[list[Standin]]:
+    """Collects stand-ins created in a test and closes them afterwards."""
+    started: list[Standin] = []
+    yield started
+    for s in started:
+        s.close()
+
+
+@pytest.fixture
+def recorder(tmp_path: Path) -> tuple[Path, Path]:
+    log = tmp_path / "restarts.log"
+    return write_script(tmp_path / "restart-recorder", RECORDER.format(log=log)), log

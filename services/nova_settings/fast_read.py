@@ -22,7 +22,7 @@ What the benchmark showed (``scripts/bench-settings``: requests/s of the setting
 those of ``GET /api/ping`` on the same server, 1/8/32 clients, 2 vCPUs; target >= 0.8): with
 the single query on the per-thread connection, the flat route table and ``gc.freeze`` the
 ratio was 0.73; the commit-stamped row cache took it to 0.89-0.98. A change here is judged by
-that benchmark, and its correctness by ``tests/settings/test_user_lookup.py`` and the settings
+that benchmark, and its correctness by ``tests/nova_settings/test_user_lookup.py`` and the settings
 tests.
 """
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from nova_common.probe import ProbeOutcome, probe, probe_async
-from tests.ops.standin import Standin, free_port, silent_socket
+from tests.standins.upstreams import Standin, free_port, silent_socket
 
 
 @pytest.fixture(scope="module")

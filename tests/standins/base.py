@@ -18,7 +18,7 @@ Two families build on it:
   (``/_standin/mode``, ``/_standin/reset``, ``/_standin/requests``), and a request log that
   never holds a key.
 
-The others (``huggingface_hub_server.HubStandin``, ``tests/ops/standin.Standin``) build on
+The others (``huggingface_hub_server.HubStandin``, ``tests/standins/upstreams.Standin``) build on
 ``LoopbackStandin`` directly. Stand-ins that run on their own (``cli``) are started as modules:
 ``.venv/bin/python -m tests.standins.gemini_api --port 8765`` from the repository root.
 """

@@ -13,9 +13,8 @@ import pytest
 from nova_diagnose import host
 from nova_diagnose.__main__ import main
 from nova_diagnose.redact import Redactor
-
-from .conftest import FakeSystemd
-from .standin import LLAMA_OK, Standin, free_port, silent_socket
+from tests.fixtures.fake_systemd import FakeSystemd
+from tests.standins.upstreams import LLAMA_OK, Standin, free_port, silent_socket
 
 MASTER_KEY = "nova-master-PLANTED-7f3a9c"
 MODEL = "tiny-local"

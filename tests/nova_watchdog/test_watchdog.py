@@ -12,9 +12,8 @@ import pytest
 
 from nova_watchdog import probes
 from nova_watchdog.__main__ import main
-
-from .conftest import FakeSystemd
-from .standin import LLAMA_OK, Standin, free_port, silent_socket
+from tests.fixtures.fake_systemd import FakeSystemd
+from tests.standins.upstreams import LLAMA_OK, Standin, free_port, silent_socket
 
 LLAMA = "nova-llama-server.service"
 GATEWAY = "nova-litellm.service"
@@ -175,7 +174,7 @@ def test_corrupt_state_file_starts_afresh(watchdog: Watchdog, silent: str, capsy
 
 def test_sigstopped_process_times_out():
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.ops.standin"],
+        [sys.executable, "-m", "tests.standins.upstreams"],
         stdout=subprocess.PIPE,
         text=True,
         cwd=Path(__file__).resolve().parents[2],

@@ -6,7 +6,7 @@ gives a socket that accepts connections in the kernel but never answers (a SIGST
 ``free_port()`` a port nothing listens on (a server that is down).
 
 Run standalone as a llama-server stand-in (it prints its URL), from the repository root:
-``.venv/bin/python -m tests.ops.standin``.
+``.venv/bin/python -m tests.standins.upstreams``.
 """
 
 from __future__ import annotations
