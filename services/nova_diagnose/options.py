@@ -9,15 +9,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from nova_common.envfile import read_env_file
+from nova_common.suite import DIAGNOSE_UNITS, SERVICE_UNITS
 
-DEFAULT_UNITS = (
-    "nova-llama-server.service",
-    "nova-litellm.service",
-    "nova-settings.service",
-    "nova-litellm-reload.path",
-    "nova-llm.target",
-    "nova-llm-check.service",
-)
 DEFAULT_SECRET_DIRS = (
     "/etc/nova/secrets",
     "/var/lib/nova-settings/secrets",
@@ -72,10 +65,10 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--bundle", type=Path, help="also write a redacted support bundle (.tar.gz)")
-    p.add_argument("--units", default=e("NOVA_DIAGNOSE_UNITS", " ".join(DEFAULT_UNITS)))
-    p.add_argument("--llama-unit", default=e("NOVA_LLAMA_UNIT", DEFAULT_UNITS[0]))
-    p.add_argument("--gateway-unit", default=e("NOVA_GATEWAY_UNIT", DEFAULT_UNITS[1]))
-    p.add_argument("--settings-unit", default=e("NOVA_SETTINGS_UNIT", DEFAULT_UNITS[2]))
+    p.add_argument("--units", default=e("NOVA_DIAGNOSE_UNITS", " ".join(DIAGNOSE_UNITS)))
+    p.add_argument("--llama-unit", default=e("NOVA_LLAMA_UNIT", SERVICE_UNITS[0]))
+    p.add_argument("--gateway-unit", default=e("NOVA_GATEWAY_UNIT", SERVICE_UNITS[1]))
+    p.add_argument("--settings-unit", default=e("NOVA_SETTINGS_UNIT", SERVICE_UNITS[2]))
     p.add_argument(
         "--settings-env", type=Path, default=Path(e("NOVA_SETTINGS_ENV", "/etc/nova/settings.env"))
     )

@@ -1,8 +1,8 @@
 """Service configuration: the NOVA_* environment of the systemd unit, read once per process.
 
-Ansible writes the environment file (``templates/etc/nova/settings.env.j2``); every variable
-name is spelled out once below, as the field's alias. Unset or empty variables keep the
-default.
+Ansible writes the environment file (the nova_settings role's
+``templates/etc/nova/settings.env.j2``); every variable name is spelled out once below, as the
+field's alias. Unset or empty variables keep the default.
 """
 
 from __future__ import annotations
@@ -15,12 +15,7 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-DEFAULT_UNITS = (
-    "nova-llama-server.service",
-    "nova-litellm.service",
-    "nova-settings.service",
-    "nova-llm.target",
-)
+from nova_common.suite import STATUS_UNITS
 
 Provider = Literal["google", "langsmith"]
 PROVIDERS: tuple[Provider, ...] = ("google", "langsmith")
@@ -64,7 +59,7 @@ class Config(BaseSettings):
         "INFO", alias="NOVA_LOG_LEVEL"
     )
     # The units GET /api/system/status reports on: a comma-separated list.
-    units: Annotated[tuple[str, ...], NoDecode] = Field(DEFAULT_UNITS, alias="NOVA_UNITS")
+    units: Annotated[tuple[str, ...], NoDecode] = Field(STATUS_UNITS, alias="NOVA_UNITS")
     max_body_bytes: int = Field(16 * 1024, ge=256, alias="NOVA_MAX_BODY_BYTES")
     # The gateway config's context, written by Ansible (see gateway/litellm_config.py); unset
     # on hosts or tests where key changes need not reach a gateway.
