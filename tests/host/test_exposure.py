@@ -2,8 +2,8 @@
 listeners for the nova services.
 
 By the rule in ``conftest.py`` these are contract checks (what the roles configure), which
-Molecule's verify owns; they stay here until verify asserts them (today it prints three units'
-scores and checks no listener).
+Molecule's verify owns; they stay here until verify asserts them (its ``verify/exposure.yml``
+prints the services' scores without asserting a bound, and no verify task checks listeners).
 """
 
 from __future__ import annotations
