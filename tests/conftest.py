@@ -16,6 +16,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -43,3 +44,13 @@ def standins() -> Iterator[list[Standin]]:
 def recorder(tmp_path: Path) -> tuple[Path, Path]:
     log = tmp_path / "restarts.log"
     return write_script(tmp_path / "restart-recorder", RECORDER.format(log=log)), log
+
+
+@pytest.fixture(scope="session")
+def embedded_model() -> Path:
+    """The embedded model (SmolLM2-135M Q4_1), fetched and verified as scripts/demo does."""
+    root = Path(__file__).resolve().parent.parent
+    out = subprocess.run(
+        [str(root / "scripts/fetch-embedded-model")], capture_output=True, text=True, check=True
+    )
+    return Path(out.stdout.strip())

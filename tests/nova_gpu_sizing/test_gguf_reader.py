@@ -14,7 +14,6 @@ from nova_gpu_sizing import GGUFError, query_gpus, read_model_info
 from nova_gpu_sizing.gguf import SkippedArray
 
 ROOT = Path(__file__).resolve().parents[2]
-EMBEDDED = Path("/var/cache/nova-dev/models/SmolLM2-135M-Instruct.Q4_1.gguf")
 
 
 def write_tiny(path: Path, *, endian: gguf.GGUFEndian = gguf.GGUFEndian.LITTLE, **kw: int) -> Path:
@@ -96,10 +95,9 @@ def test_rejects_bad_files(tmp_path: Path, data: bytes, message: str) -> None:
         read_model_info(path)
 
 
-@pytest.mark.skipif(not EMBEDDED.exists(), reason=f"{EMBEDDED} absent")
-def test_embedded_model() -> None:
-    info = read_model_info(EMBEDDED)
-    reference = gguf.GGUFReader(str(EMBEDDED))
+def test_embedded_model(embedded_model: Path) -> None:
+    info = read_model_info(embedded_model)
+    reference = gguf.GGUFReader(str(embedded_model))
 
     def ref(key: str) -> object:
         return reference.fields[key].contents()
@@ -113,7 +111,7 @@ def test_embedded_model() -> None:
     assert info.head_count_kv == ref(f"{arch}.attention.head_count_kv") == 3
     assert info.key_length == 64
     assert info.tensor_count == len(reference.tensors)
-    assert info.file_size == EMBEDDED.stat().st_size
+    assert info.file_size == embedded_model.stat().st_size
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
