@@ -9,9 +9,10 @@ shared by ``--parallel`` slots) and everything else llama-server needs. The sizi
 options it decides (GPU layers, context, slots, flash attention, KV cache types, batch sizes
 when overridden), in whatever spelling the request gives them, keeps the rest as requested, and
 execs llama-server with that one complete command line: no option appears twice. When sizing
-fails (no GPU under --require-gpu, an unreadable model, a bad override, anything else), it says
-why and execs llama-server with the request unchanged. Choices and reasons go to stderr (the
-journal). --dry-run prints the command line instead of running it.
+fails (an unreadable model, a bad override, anything else), it says why and execs llama-server
+with the request unchanged. The exception is --require-gpu with no GPU visible: it says why and
+exits 69 without starting llama-server, so the unit fails rather than serve on the CPU. Choices
+and reasons go to stderr (the journal). --dry-run prints the command line instead of running it.
 
 The second form only plans: it prints the choices and reasons (--json: as JSON on stdout).
 """
@@ -39,6 +40,12 @@ from .sizing import (
 from .vram import GpuMemory, MiB, query_gpus
 
 PROG = "nova-gpu-sizing"
+# Exit status when a required GPU is missing (EX_UNAVAILABLE): the unit fails, nothing runs.
+EXIT_GPU_REQUIRED = 69
+
+
+class GpuRequiredError(RuntimeError):
+    """--require-gpu, and no NVIDIA GPU is visible."""
 
 
 def _gpu_spec(value: str) -> GpuMemory:
@@ -70,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--require-gpu",
         action="store_true",
-        help="fail (the request applies) rather than size for the CPU when no GPU is visible",
+        help="exit 69 rather than start llama-server on the CPU when no GPU is visible",
     )
     parser.add_argument("--json", action="store_true", help="print the plan as JSON on stdout")
     parser.add_argument(
@@ -112,7 +119,11 @@ def plan_for(args: argparse.Namespace, request: Sequence[str] = ()) -> tuple[Mod
     model = read_model_info(model_path)
     gpus = [] if args.no_gpu else (args.gpu_mib or query_gpus())
     if args.require_gpu and not gpus:
-        raise ValueError("--require-gpu: NVML and nvidia-smi see no NVIDIA GPU")
+        raise GpuRequiredError(
+            "a GPU is required (--require-gpu) but NVML and nvidia-smi see no NVIDIA GPU: "
+            "llama-server does not start on the CPU. Check nvidia-smi, "
+            "'journalctl -k -g NVRM' and 'dkms status'"
+        )
     plan = plan_flags(model, gpus, sizing_request)
     log(
         f"model {model.architecture}, {model.block_count} layers, {model.kv_heads_total}"
@@ -125,7 +136,11 @@ def plan_for(args: argparse.Namespace, request: Sequence[str] = ()) -> tuple[Mod
 
 
 def run_sized(args: argparse.Namespace, command: list[str]) -> int:
-    """Exec the program with the complete sized flags, or with the request when sizing fails."""
+    """Exec the program with the complete sized flags, or with the request when sizing fails.
+
+    The one refusal: a required GPU that is not there. Serving on the CPU then would look
+    healthy while being far slower (a silent fallback); the unit fails and says why instead.
+    """
     program, request = command[0], command[1:]
     status = 0
     try:
@@ -134,7 +149,10 @@ def run_sized(args: argparse.Namespace, command: list[str]) -> int:
         for change in replaced_flags(request, plan):
             log(f"requested {change}")
         log("chosen: " + " ".join(plan.args()))
-    except Exception as e:  # any failure: llama-server still starts, as requested
+    except GpuRequiredError as e:
+        log(f"error: {e}")
+        return EXIT_GPU_REQUIRED
+    except Exception as e:  # any other failure: llama-server still starts, as requested
         log(f"error: {e}; llama-server starts with the requested flags")
         argv, status = [program, *request], 1
     if args.dry_run:

@@ -179,9 +179,12 @@ def test_cli_falls_back_to_the_request(tmp_path: Path) -> None:
     assert result.stdout.split() == [str(server), "--model", str(model)]
     assert "unknown override 'bogus'" in result.stderr
     if not query_gpus():
+        # A required GPU that is missing: llama-server is not started on the CPU.
         result = run_cli("--require-gpu", "--", str(server), "--model", str(model))
-        assert result.stdout.split() == [str(server), "--model", str(model)]
+        assert result.returncode == 69
+        assert result.stdout == ""
         assert "no NVIDIA GPU" in result.stderr
+        assert "does not start on the CPU" in result.stderr
     missing = run_cli("--no-gpu", "--", str(tmp_path / "absent"), "--model", str(model))
     assert missing.returncode == 127
     assert "cannot run" in missing.stderr
