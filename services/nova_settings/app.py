@@ -15,6 +15,7 @@ from .api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, DbScop
 from .core.config import Config
 from .core.db import migrate, open_database
 from .fast_read import CommitStamp, PointReader, UserLookup, freeze_startup_heap
+from .gateway import identity
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,11 @@ def create_app(config: Config) -> FastAPI:
             before, after = migrate(db)
         if before != after:
             log.info("schema upgraded from version %d to %d", before, after)
+        # The gateway admits users by this snapshot: make it match the database on every start.
+        try:
+            identity.publish(db, config)
+        except OSError as exc:
+            log.error("gateway identity snapshot not written: %s", exc)
         commit_stamp = CommitStamp.open(config.db_path)  # open_database() set WAL mode
         app.state.user_lookup = UserLookup(point_reader, commit_stamp)
         if not config.local_model:

@@ -218,6 +218,8 @@ _USER_BY_TOKEN_HASH = PreparedQuery(
             User.id,
             User.name,
             User.token_hash,
+            User.role,
+            User.disabled,
             UserSettings.llm_model,
             UserSettings.llm_temperature,
             UserSettings.llm_max_tokens,
@@ -236,18 +238,23 @@ class AuthenticatedUser:
 
     id: int
     name: str
+    role: str
     settings: StoredSettings | None
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
 
 
 def _query_user(reader: PointReader, digest: str) -> AuthenticatedUser | None:
-    """The user whose stored token hash is ``digest``, or None: one query on the unique index
-    (so its timing says nothing about the token); the final comparison is constant-time
+    """The enabled user whose stored token hash is ``digest``, or None: one query on the unique
+    index (so its timing says nothing about the token); the final comparison is constant-time
     anyway."""
     row = reader.fetchone(_USER_BY_TOKEN_HASH, token_hash=digest)
-    if row is None or not digests_match(digest, row[2]):
+    if row is None or not digests_match(digest, row[2]) or row[4]:
         return None
-    settings = None if row[7] is None else StoredSettings(*row[3:8])
-    return AuthenticatedUser(id=row[0], name=row[1], settings=settings)
+    settings = None if row[9] is None else StoredSettings(*row[5:10])
+    return AuthenticatedUser(id=row[0], name=row[1], role=row[3], settings=settings)
 
 
 class UserLookup:
@@ -295,13 +302,15 @@ class UserLookup:
 
 
 @lru_cache(maxsize=4096)
-def settings_json(stored: StoredSettings, local_model: str | None) -> bytes:
+def settings_json(
+    stored: StoredSettings, local_model: str | None, unavailable_reason: str | None = None
+) -> bytes:
     """The JSON body of ``GET /api/user-settings/`` for a stored row.
 
     A pure function of the row (every column, revision included) and the host's local model,
     so it is memoised: the hot read then costs no model validation and no serialisation.
     """
-    return SettingsOut.of(stored, local_model).model_dump_json().encode()
+    return SettingsOut.of(stored, local_model, unavailable_reason).model_dump_json().encode()
 
 
 def bearer_token(scope: Scope) -> str | None:

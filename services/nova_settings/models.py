@@ -19,6 +19,10 @@ class User(BaseModel):
     name = peewee.TextField(unique=True)
     token_hash = peewee.TextField(unique=True)
     created_at = peewee.TextField(null=True)
+    role = peewee.TextField(default="user")  # "admin" | "user"
+    disabled = peewee.BooleanField(default=False)
+    gateway_key_hash = peewee.TextField(null=True, unique=True)
+    daily_token_budget = peewee.IntegerField(null=True)
 
     class Meta:
         table_name = "user"
@@ -39,4 +43,21 @@ class UserSettings(BaseModel):
         table_name = "user_settings"
 
 
-MODELS: list[type[peewee.Model]] = [User, UserSettings]
+class Usage(BaseModel):
+    """Requests through the gateway per user, UTC day and model (user_id 0: the master key)."""
+
+    user_id = peewee.IntegerField()
+    day = peewee.TextField()
+    model = peewee.TextField()
+    requests = peewee.IntegerField(default=0)
+    errors = peewee.IntegerField(default=0)
+    prompt_tokens = peewee.IntegerField(default=0)
+    completion_tokens = peewee.IntegerField(default=0)
+    cost = peewee.FloatField(default=0.0)
+
+    class Meta:
+        table_name = "usage"
+        primary_key = peewee.CompositeKey("user_id", "day", "model")
+
+
+MODELS: list[type[peewee.Model]] = [User, UserSettings, Usage]

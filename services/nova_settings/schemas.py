@@ -100,9 +100,15 @@ class SettingsOut(BaseModel):
     llm_max_tokens: int
     updated_at: str | None = None
     revision: int = 0
+    # False when the saved model cannot serve requests now (its provider key was removed, the
+    # gateway no longer offers it): the gateway then serves the user from the local model.
+    llm_model_available: bool = True
+    llm_model_unavailable_reason: str | None = None
 
     @classmethod
-    def of(cls, row: SettingsRow, local_model: str | None) -> SettingsOut:
+    def of(
+        cls, row: SettingsRow, local_model: str | None, unavailable_reason: str | None = None
+    ) -> SettingsOut:
         """The API view of a stored row (NULL model: the host's local model)."""
         return cls(
             llm_model=row.llm_model or local_model,
@@ -110,6 +116,8 @@ class SettingsOut(BaseModel):
             llm_max_tokens=row.llm_max_tokens,
             updated_at=row.updated_at,
             revision=row.revision,
+            llm_model_available=unavailable_reason is None,
+            llm_model_unavailable_reason=unavailable_reason,
         )
 
 
@@ -194,3 +202,101 @@ class SystemStatusOut(BaseModel):
     llama_server: ServiceHealth
     gateway: ServiceHealth
     gpu: GpuState
+
+
+# --- Users, gateway keys, usage -------------------------------------------------------------
+
+UserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+Role = Literal["admin", "user"]
+# A daily token budget: at least one token, at most a billion.
+TokenBudget = Annotated[int, Field(ge=1, le=10**9), BeforeValidator(_integral_float_to_int)]
+
+
+class UserOut(BaseModel):
+    name: str
+    role: Role
+    disabled: bool
+    daily_token_budget: int | None
+    has_gateway_key: bool
+    created_at: str | None = None
+
+
+class UsersOut(BaseModel):
+    users: list[UserOut]
+
+
+class UserCreate(StrictInput):
+    name: UserName
+    role: Role = "user"
+
+
+class UserCreated(UserOut):
+    # The new user's settings token: shown this once, only its hash is stored.
+    token: str
+
+
+class UserPatch(StrictInput):
+    """Any non-empty subset; ``daily_token_budget: null`` removes the budget."""
+
+    model_config = ConfigDict(json_schema_extra={"minProperties": 1})
+
+    role: Role = Omittable
+    disabled: bool = Omittable
+    daily_token_budget: TokenBudget | None = None
+
+    @model_validator(mode="after")
+    def _not_empty(self) -> UserPatch:
+        if not self.model_fields_set:
+            raise ValueError("the body names nothing to change")
+        for name in ("role", "disabled"):
+            if name in self.model_fields_set and getattr(self, name) is None:
+                raise ValueError(f"{name}: null is not allowed")
+        return self
+
+
+class GatewayKeyOut(BaseModel):
+    # The key: shown this once, only its hash is stored.
+    key: str
+    user: str
+    gateway_url: str
+
+
+class GatewayKeyRevoked(BaseModel):
+    revoked: bool
+
+
+class UsageRecordIn(StrictInput):
+    """One batch line from the gateway: counts for a user, UTC day and model."""
+
+    user_id: int = Field(ge=0)
+    day: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
+    model: ModelName
+    requests: int = Field(ge=0, le=10**9)
+    errors: int = Field(ge=0, le=10**9)
+    prompt_tokens: int = Field(ge=0, le=10**12)
+    completion_tokens: int = Field(ge=0, le=10**12)
+    cost: float = Field(ge=0, le=10**9, allow_inf_nan=False)
+
+
+class UsageBatchIn(StrictInput):
+    records: list[UsageRecordIn] = Field(max_length=10_000)
+
+
+class UsageRow(BaseModel):
+    user: str
+    day: str
+    model: str
+    requests: int
+    errors: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost: float
+
+
+class UsageOut(BaseModel):
+    since: str
+    rows: list[UsageRow]
+    total_tokens: int
+    requests: int
+    cost: float

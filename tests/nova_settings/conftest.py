@@ -117,6 +117,7 @@ def run_service(
     upstreams: Upstreams,
     user: str = "alice",
     env_overrides: dict[str, str] | None = None,
+    role: str = "admin",
 ) -> Iterator[Service]:
     port = free_port()
     env = {**service_env(state_dir, upstreams, port), **(env_overrides or {})}
@@ -130,6 +131,8 @@ def run_service(
             user,
             "--token-file",
             str(token_file),
+            "--role",
+            role,
         ],
         env=env,
         check=True,

@@ -11,6 +11,7 @@ from typing import Annotated
 import httpx
 from fastapi import Depends, HTTPException, Request, status
 
+from ..core import security
 from ..core.config import Config
 from ..core.db import Database
 from ..fast_read import AuthenticatedUser, bearer_token
@@ -69,6 +70,30 @@ async def get_current_user(request: Request) -> AuthenticatedUser:
 
 
 CurrentUser = Annotated[AuthenticatedUser, Depends(get_current_user)]
+
+FORBIDDEN_NOT_ADMIN = "only an admin may do this (your role: user)"
+
+
+async def get_current_admin(user: CurrentUser) -> AuthenticatedUser:
+    """The caller, who must be an admin: 403 (and nothing changes) otherwise."""
+    if not user.is_admin:
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=FORBIDDEN_NOT_ADMIN)
+    return user
+
+
+AdminUser = Annotated[AuthenticatedUser, Depends(get_current_admin)]
+
+
+async def require_gateway(request: Request) -> None:
+    """The gateway itself (it reports usage): the bearer must be the gateway master key."""
+    config: Config = request.app.state.config
+    token = bearer_token(request.scope)
+    master = config.gateway_master_key()
+    if token is None or master is None or not security.secrets_match(token, master):
+        raise UNAUTHORIZED
+
+
+GatewayCaller = Depends(require_gateway)
 
 
 async def get_local_client(request: Request) -> httpx.AsyncClient:

@@ -12,10 +12,19 @@ from starlette.exceptions import HTTPException
 
 from ..fast_read import flat_routes
 from . import errors
-from .routes import health, keys, models, settings, system
+from .routes import gateway_key, health, keys, models, settings, system, usage, users
 
 # In matching order: the constant baseline and the settings read (the hot route) first.
-ROUTERS = (health.router, settings.router, keys.router, models.router, system.router)
+ROUTERS = (
+    health.router,
+    settings.router,
+    keys.router,
+    gateway_key.router,
+    usage.router,
+    users.router,
+    models.router,
+    system.router,
+)
 
 PUBLIC_PATHS = frozenset({"/health", "/api/ping"})
 

@@ -64,6 +64,9 @@ class Config(BaseSettings):
     # The gateway config's context, written by Ansible (see gateway/litellm_config.py); unset
     # on hosts or tests where key changes need not reach a gateway.
     gateway_context: Path | None = Field(None, alias="NOVA_GATEWAY_CONTEXT")
+    # The identity snapshot the gateway reads (nova_common/gateway_identity.py); unset where
+    # no gateway admits users by their own keys.
+    gateway_identity: Path | None = Field(None, alias="NOVA_GATEWAY_IDENTITY")
 
     @field_validator("*", mode="before")
     @classmethod

@@ -116,6 +116,28 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
         # Bumped by every write: gives writes a visible total order.
         'ALTER TABLE "user_settings" ADD COLUMN "revision" INTEGER NOT NULL DEFAULT 0',
     ),
+    3: (
+        # Users through the gateway: roles, a gateway key (its hash), disabling, a daily token
+        # budget, and usage per user, day and model (user_id 0: the master key, no user).
+        'ALTER TABLE "user" ADD COLUMN "role" TEXT NOT NULL DEFAULT \'user\'',
+        'ALTER TABLE "user" ADD COLUMN "disabled" INTEGER NOT NULL DEFAULT 0',
+        'ALTER TABLE "user" ADD COLUMN "gateway_key_hash" TEXT',
+        'ALTER TABLE "user" ADD COLUMN "daily_token_budget" INTEGER',
+        'CREATE UNIQUE INDEX "user_gateway_key_hash" ON "user" ("gateway_key_hash")',
+        # Hosts provisioned before roles had one user, made by the playbook: the admin.
+        'UPDATE "user" SET "role" = \'admin\' WHERE "id" = (SELECT min("id") FROM "user")',
+        """CREATE TABLE "usage" (
+            "user_id" INTEGER NOT NULL,
+            "day" TEXT NOT NULL,
+            "model" TEXT NOT NULL,
+            "requests" INTEGER NOT NULL DEFAULT 0,
+            "errors" INTEGER NOT NULL DEFAULT 0,
+            "prompt_tokens" INTEGER NOT NULL DEFAULT 0,
+            "completion_tokens" INTEGER NOT NULL DEFAULT 0,
+            "cost" REAL NOT NULL DEFAULT 0,
+            PRIMARY KEY ("user_id", "day", "model")
+        )""",
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

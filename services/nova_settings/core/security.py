@@ -32,3 +32,8 @@ def token_matches(token: str, token_hash: str) -> bool:
 def digests_match(digest: str, token_hash: str) -> bool:
     """Constant-time comparison of two token hashes."""
     return hmac.compare_digest(digest, token_hash)
+
+
+def secrets_match(presented: str, expected: str) -> bool:
+    """Constant-time comparison of a presented secret with the expected one."""
+    return hmac.compare_digest(presented.encode("utf-8"), expected.encode("utf-8"))

@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import jinja2
@@ -50,16 +51,59 @@ def render_template(context: dict[str, Any]) -> str:
     return _JINJA.from_string(template_source()).render(gateway=context)
 
 
+NO_GOOGLE_KEY = "no Google API key is stored (an admin can store one)"
+NOT_OFFERED = "the gateway no longer offers this model"
+
+_context_cache: dict[Path, tuple[tuple[int, int], dict[str, Any]]] = {}
+
+
+def _read_context(path: Path) -> dict[str, Any]:
+    """The context file, parsed; re-read only when it changed (it is read per settings read)."""
+    try:
+        st = path.stat()
+        cached = _context_cache.get(path)
+        if cached is not None and cached[0] == (st.st_ino, st.st_mtime_ns):
+            return dict(cached[1])
+        context = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as exc:
+        raise GatewayConfigError(f"cannot read {path}: {exc}") from None
+    _context_cache[path] = ((st.st_ino, st.st_mtime_ns), context)
+    return dict(context)
+
+
 def build_context(config: Config) -> dict[str, Any]:
     if config.gateway_context is None:
         raise GatewayConfigError("NOVA_GATEWAY_CONTEXT is not set")
-    try:
-        context = json.loads(config.gateway_context.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise GatewayConfigError(f"cannot read {config.gateway_context}: {exc}") from None
+    context = _read_context(config.gateway_context)
     if not keystore.has_key(config.secrets_dir, "google"):
         context["gemini_models"] = []
     return context
+
+
+def unavailable_models(config: Config) -> dict[str, str]:
+    """Models of the context that cannot serve requests now, with the reason: the Gemini
+    models while no Google key is stored (the rendered config then leaves them out)."""
+    if config.gateway_context is None or keystore.has_key(config.secrets_dir, "google"):
+        return {}
+    try:
+        names = _read_context(config.gateway_context).get("gemini_models", [])
+    except GatewayConfigError:
+        return {}
+    return dict.fromkeys(names, NO_GOOGLE_KEY)
+
+
+def unavailable_reason(config: Config, model: str | None) -> str | None:
+    """Why a saved ``model`` cannot serve requests now, or None when it can (or when this
+    host renders no gateway config, so nothing is known)."""
+    if config.gateway_context is None or model is None or model == config.local_model:
+        return None
+    try:
+        context = _read_context(config.gateway_context)
+    except GatewayConfigError:
+        return None
+    if model not in context.get("gemini_models", []):
+        return NOT_OFFERED
+    return unavailable_models(config).get(model)
 
 
 def render(config: Config) -> str:

@@ -2,6 +2,9 @@
 
 Status codes of ``POST /api/user-settings/validate-api-key``:
 
+Storing (``store: true``) and deleting keys is for admins: anyone else gets 403 and nothing
+is stored, replaced or removed. Anyone may validate a key without storing it.
+
 * 200 with ``status: "valid"`` or ``status: "rejected"`` - the provider gave an answer;
 * 502 with ``status: "unreachable"`` - connection error, 5xx or an answer that says nothing
   about the key; 504 with ``status: "unreachable"`` - the provider did not answer in time.
@@ -11,17 +14,29 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Body, status
+from fastapi import APIRouter, Body, HTTPException, status
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from ... import providers
 from ...core.config import PROVIDERS, Provider
-from ...gateway import key_events, keystore
-from ...schemas import ApiKeysOut, StoredKey, ValidateKeyIn, ValidateKeyOut
-from ..deps import ConfigDep, CurrentUser, ProviderClientDep
+from ...gateway import identity, key_events, keystore
+from ...schemas import ApiKeysOut, ErrorDetail, StoredKey, ValidateKeyIn, ValidateKeyOut
+from ..deps import (
+    FORBIDDEN_NOT_ADMIN,
+    AdminUser,
+    ConfigDep,
+    CurrentUser,
+    ProviderClientDep,
+    SessionDep,
+)
 
 router = APIRouter(tags=["api keys"])
+
+
+def _store(session: SessionDep, config: ConfigDep, provider: Provider, key: str) -> None:
+    if key_events.store_key(config, provider, key):
+        identity.publish(session, config)
 
 
 @router.post(
@@ -30,19 +45,22 @@ router = APIRouter(tags=["api keys"])
     responses={
         502: {"model": ValidateKeyOut, "description": "provider unreachable or 5xx"},
         504: {"model": ValidateKeyOut, "description": "provider timed out"},
+        403: {"model": ErrorDetail, "description": "store: true from a non-admin"},
     },
 )
 async def validate_api_key(
     body: Annotated[ValidateKeyIn, Body()],
     user: CurrentUser,
+    session: SessionDep,
     config: ConfigDep,
     client: ProviderClientDep,
 ) -> JSONResponse:
-    del user
+    if body.store and not user.is_admin:  # refused before the provider is even asked
+        raise HTTPException(status.HTTP_403_FORBIDDEN, detail=FORBIDDEN_NOT_ADMIN)
     check = await providers.check_key(client, config, body.provider, body.api_key)
     stored = False
     if check.status == "valid" and body.store:
-        await run_in_threadpool(key_events.store_key, config, body.provider, body.api_key)
+        await run_in_threadpool(_store, session, config, body.provider, body.api_key)
         stored = True
     out = ValidateKeyOut(
         provider=body.provider,
@@ -74,8 +92,14 @@ def list_api_keys(user: CurrentUser, config: ConfigDep) -> ApiKeysOut:
     return ApiKeysOut(keys=keys)
 
 
-@router.delete("/api/api-keys/{provider}")
-def delete_api_key(provider: Provider, user: CurrentUser, config: ConfigDep) -> StoredKey:
-    del user
-    key_events.delete_key(config, provider)
+@router.delete(
+    "/api/api-keys/{provider}",
+    responses={403: {"model": ErrorDetail, "description": "the caller is not an admin"}},
+)
+def delete_api_key(
+    provider: Provider, admin: AdminUser, session: SessionDep, config: ConfigDep
+) -> StoredKey:
+    del admin
+    if key_events.delete_key(config, provider):
+        identity.publish(session, config)  # saved Gemini choices now fall back to local
     return StoredKey(provider=provider, stored=False)

@@ -10,6 +10,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import crud, discovery
 from ...core.config import Config
 from ...fast_read import settings_json
+from ...gateway import identity, litellm_config
 from ...schemas import ErrorDetail, SettingsOut, SettingsPatch, SettingsPut
 from ..deps import ConfigDep, CurrentUser, LocalClientDep, SessionDep, get_session
 
@@ -34,7 +35,9 @@ async def read_settings(user: CurrentUser, request: Request) -> Response:
         seeded = await run_in_threadpool(crud.seed_settings, session, user.id, config)
         body = seeded.model_dump_json().encode()
     else:
-        body = settings_json(user.settings, config.local_model)
+        saved = user.settings.llm_model or config.local_model
+        reason = litellm_config.unavailable_reason(config, saved)
+        body = settings_json(user.settings, config.local_model, reason)
     # Already a validated SettingsOut body: sent as is instead of being validated again.
     return Response(body, media_type="application/json")
 
@@ -55,7 +58,7 @@ async def _apply(
                 detail=f"cannot check llm_model/llm_max_tokens: {catalog.gateway.error}",
             )
     try:
-        return await run_in_threadpool(
+        out = await run_in_threadpool(
             crud.apply_changes, session, user.id, changes, catalog, config
         )
     except crud.SettingsRefused as refused:
@@ -65,6 +68,12 @@ async def _apply(
                 {"loc": ["body", refused.field], "msg": refused.message, "type": "value_error"}
             ],
         ) from None
+    # The gateway applies the new settings from the user's next request on.
+    await run_in_threadpool(identity.publish, session, config)
+    reason = litellm_config.unavailable_reason(config, out.llm_model)
+    return out.model_copy(
+        update={"llm_model_available": reason is None, "llm_model_unavailable_reason": reason}
+    )
 
 
 @router.put("/", responses=WRITE_RESPONSES)
