@@ -38,6 +38,8 @@ GEMINI_MODEL = "gemini-2.5-flash"
 # The key the Gemini stand-in accepts (a fixed one, so a kept host's stored key stays valid).
 GEMINI_KEY = "AIzaHostTestKey0123456789abcdefghijklmno"
 NOVA_HOST = ROOT / "scripts" / "nova-host"
+# A user the inventory adds beside the first admin (nova_settings_users).
+INVENTORY_USER = "inventory-user"
 
 
 def _port_is_free(port: int) -> bool:
@@ -453,6 +455,8 @@ nova_llm_hosts:
       nova_gateway_port: {GATEWAY_PORT}
       nova_settings_port: {SETTINGS_PORT}
       nova_gemini_api_base: {gemini_base}
+      nova_settings_users:
+        - {{name: {INVENTORY_USER}, role: user}}
 """,
         encoding="utf-8",
     )

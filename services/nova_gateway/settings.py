@@ -1,0 +1,32 @@
+"""What the gateway-side code reads from nova-litellm.service's environment (set by the litellm
+role's unit template)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class GatewaySettings:
+    identity_path: Path
+    settings_url: str
+    local_model: str
+    usage_flush_s: float
+
+    def master_key(self) -> str | None:
+        return os.environ.get("LITELLM_MASTER_KEY") or None
+
+
+@lru_cache(maxsize=1)
+def settings() -> GatewaySettings:
+    return GatewaySettings(
+        identity_path=Path(
+            os.environ.get("NOVA_GATEWAY_IDENTITY", "/var/lib/nova-gateway-identity/identity.json")
+        ),
+        settings_url=os.environ.get("NOVA_SETTINGS_URL", "http://127.0.0.1:8000").rstrip("/"),
+        local_model=os.environ.get("NOVA_LOCAL_MODEL", ""),
+        usage_flush_s=float(os.environ.get("NOVA_USAGE_FLUSH_S", "1.0")),
+    )
