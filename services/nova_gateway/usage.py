@@ -50,6 +50,7 @@ class UsageRecorder:
     pending: dict[tuple[int, str, str], _Row] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _task: asyncio.Task[None] | None = None
+    _exiting: bool = False
 
     def add(
         self,
@@ -68,7 +69,7 @@ class UsageRecorder:
         self._ensure_sender()
 
     def _ensure_sender(self) -> None:
-        if self._task is not None and not self._task.done():
+        if self._exiting or (self._task is not None and not self._task.done()):
             return
         try:
             loop = asyncio.get_running_loop()
@@ -140,6 +141,8 @@ class UsageRecorder:
                 await self.flush(client)
 
     def flush_at_exit(self) -> None:
+        self._exiting = True  # what the drain counts is sent below, not by a new task
+        _drain_litellm_logging()
         rows = self._take()
         if not rows:
             return
@@ -150,6 +153,24 @@ class UsageRecorder:
                     client.post(url, json=body, headers=headers).raise_for_status()
         except httpx.HTTPError as exc:
             log.error("usage: %d rows not sent at exit (%s)", len(rows), type(exc).__name__)
+
+
+def _drain_litellm_logging() -> None:
+    """Run the success/failure callbacks LiteLLM still holds, so that they count here first.
+
+    LiteLLM queues callbacks on its logging worker and runs what is left at exit from its own
+    atexit handler; atexit runs handlers last-registered-first, so ours would send before the
+    last requests were counted (seen: 2 of 3 requests reached the settings service after a
+    restart). ``_flush_on_exit`` is that handler (LiteLLM 1.108.7); a second call is a no-op.
+    """
+    try:
+        from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
+    except ImportError:  # not inside the gateway (the unit tests)
+        return
+    try:
+        GLOBAL_LOGGING_WORKER._flush_on_exit()
+    except Exception as exc:  # never let the exit path fail
+        log.warning("usage: LiteLLM's pending callbacks not drained (%s)", type(exc).__name__)
 
 
 recorder = UsageRecorder()

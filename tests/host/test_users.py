@@ -197,7 +197,8 @@ def test_each_user_is_served_by_their_own_model_and_parameters(with_key):
         (sent,) = [r for r in host.gemini.logged() if r["method"] == "POST"]
         config = sent["body"]["generationConfig"]
         assert config["temperature"] == pytest.approx(1.35)
-        assert config["maxOutputTokens"] == 99
+        # LiteLLM writes the proto field's snake_case JSON name (Google accepts both).
+        assert config.get("maxOutputTokens", config.get("max_output_tokens")) == 99
 
     # Explicit values win over the saved ones; an explicit model works as before.
     raw = sdk(host, cloud_key).chat.completions.with_raw_response.create(
