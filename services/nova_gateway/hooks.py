@@ -30,7 +30,7 @@ from nova_common.gateway_identity import OPERATOR_USER_ID, Identity
 
 from .auth import IDENTITY_METADATA, reader
 from .settings import settings
-from .usage import recorder
+from .usage import recorder, send_before_litellm_shuts_down
 
 log = logging.getLogger("nova_gateway.hooks")
 
@@ -225,3 +225,4 @@ class NovaProxyHooks(CustomLogger):
 
 
 proxy_hooks = NovaProxyHooks()
+send_before_litellm_shuts_down()

@@ -3,12 +3,13 @@
 Each gateway worker process adds every finished request to an in-memory table keyed by (user,
 UTC day, model); a background task sends the table to the settings service
 (``POST /internal/usage``, authenticated with the master key, which both hold) every
-``NOVA_USAGE_FLUSH_S`` seconds, and once more when the process exits normally (``systemctl
-stop``/restart). What a crash (SIGKILL, OOM) of a worker can lose: the counts of the requests
-that finished since its last send (at most one flush interval, 1 s by default) and those in
-flight. If the settings service does not answer, the counts are kept and sent with the next
-batch; past ``MAX_PENDING_ROWS`` distinct rows the oldest are dropped, with an error in the
-journal.
+``NOVA_USAGE_FLUSH_S`` seconds, and once more when the worker stops (``systemctl stop`` or
+restart: at the start of LiteLLM's shutdown, after letting LiteLLM run the callbacks it still
+has queued; ``send_before_litellm_shuts_down``). What a crash (SIGKILL, OOM) of a worker can
+lose: the counts of the requests that finished since its last send (at most one flush interval,
+1 s by default) and those in flight. If the settings service does not answer, the counts are
+kept and sent with the next batch; past ``MAX_PENDING_ROWS`` distinct rows the oldest are
+dropped, with an error in the journal.
 """
 
 from __future__ import annotations
@@ -50,7 +51,6 @@ class UsageRecorder:
     pending: dict[tuple[int, str, str], _Row] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     _task: asyncio.Task[None] | None = None
-    _exiting: bool = False
 
     def add(
         self,
@@ -69,7 +69,7 @@ class UsageRecorder:
         self._ensure_sender()
 
     def _ensure_sender(self) -> None:
-        if self._exiting or (self._task is not None and not self._task.done()):
+        if self._task is not None and not self._task.done():
             return
         try:
             loop = asyncio.get_running_loop()
@@ -121,18 +121,20 @@ class UsageRecorder:
             return
         url, headers = self._request()
         batches = self._batches(rows)
-        for index, (_, body) in enumerate(batches):
-            try:
+        sent = 0
+        try:
+            for _, body in batches:
                 response = await client.post(url, json=body, headers=headers)
                 response.raise_for_status()
-            except httpx.HTTPError as exc:
-                # Each POST is one transaction: a refused one wrote nothing, so it and the
-                # ones after it are kept. (Only a lost answer to a POST that landed counts
-                # twice: the safer way to be wrong for budgets.)
-                log.warning("usage: not sent yet (%s); kept for the next batch", type(exc).__name__)
-                for part, _ in batches[index:]:
-                    self._put_back(part)
-                return
+                sent += 1
+        except httpx.HTTPError as exc:
+            log.warning("usage: not sent yet (%s); kept for the next batch", type(exc).__name__)
+        finally:
+            # Each POST is one transaction: a refused (or interrupted) one wrote nothing, so
+            # it and the ones after it are kept. (Only a lost answer to a POST that landed
+            # counts twice: the safer way to be wrong for budgets.)
+            for part, _ in batches[sent:]:
+                self._put_back(part)
 
     async def _send_forever(self) -> None:
         async with httpx.AsyncClient(trust_env=False, timeout=5.0) as client:
@@ -140,9 +142,15 @@ class UsageRecorder:
                 await asyncio.sleep(settings().usage_flush_s)
                 await self.flush(client)
 
+    async def flush_at_shutdown(self) -> None:
+        """The worker is stopping (its requests are done): count what LiteLLM still has
+        queued, and send everything."""
+        await _drain_litellm_logging()
+        async with httpx.AsyncClient(trust_env=False, timeout=3.0) as client:
+            await self.flush(client)
+
     def flush_at_exit(self) -> None:
-        self._exiting = True  # what the drain counts is sent below, not by a new task
-        _drain_litellm_logging()
+        """A normal interpreter exit (a uvicorn worker stopped by SIGTERM never gets here)."""
         rows = self._take()
         if not rows:
             return
@@ -155,22 +163,49 @@ class UsageRecorder:
             log.error("usage: %d rows not sent at exit (%s)", len(rows), type(exc).__name__)
 
 
-def _drain_litellm_logging() -> None:
-    """Run the success/failure callbacks LiteLLM still holds, so that they count here first.
-
-    LiteLLM queues callbacks on its logging worker and runs what is left at exit from its own
-    atexit handler; atexit runs handlers last-registered-first, so ours would send before the
-    last requests were counted (seen: 2 of 3 requests reached the settings service after a
-    restart). ``_flush_on_exit`` is that handler (LiteLLM 1.108.7); a second call is a no-op.
-    """
+async def _drain_litellm_logging(timeout_s: float = 3.0) -> None:
+    """Let LiteLLM run the success/failure callbacks it still has queued, so that the last
+    requests are counted before the final send (without this a restart lost them: 0 of 3)."""
     try:
         from litellm.litellm_core_utils.logging_worker import GLOBAL_LOGGING_WORKER
     except ImportError:  # not inside the gateway (the unit tests)
         return
     try:
-        GLOBAL_LOGGING_WORKER._flush_on_exit()
-    except Exception as exc:  # never let the exit path fail
+        await asyncio.wait_for(GLOBAL_LOGGING_WORKER.flush(), timeout_s)
+    except Exception as exc:  # never let the shutdown path fail
         log.warning("usage: LiteLLM's pending callbacks not drained (%s)", type(exc).__name__)
+
+
+def send_before_litellm_shuts_down() -> bool:
+    """Run ``recorder.flush_at_shutdown`` at the start of LiteLLM's shutdown.
+
+    A uvicorn worker stopped by SIGTERM finishes its requests and its lifespan, and then dies
+    of the re-raised signal: no atexit handler, finalizer or task cancellation runs (seen: a
+    restart right after 3 requests recorded none). The lifespan's shutdown is the last place
+    that runs, and LiteLLM offers callbacks no hook there, so its shutdown function (looked up
+    by name when the lifespan ends; LiteLLM 1.108.7) is wrapped. False (and a warning) if it
+    is not there: usage then keeps the crash bound of one interval on a stop too.
+    """
+    try:
+        from litellm.proxy import proxy_server
+    except ImportError:  # not inside the gateway
+        return False
+    original = getattr(proxy_server, "proxy_shutdown_event", None)
+    if original is None or getattr(original, "_nova_usage", False):
+        if original is None:
+            log.warning("usage: LiteLLM's shutdown hook not found; a stop may lose 1 s of usage")
+        return original is not None
+
+    async def shutdown_after_sending_usage(*args: object, **kwargs: object) -> object:
+        try:
+            await recorder.flush_at_shutdown()
+        except Exception as exc:  # the shutdown must go on
+            log.error("usage: not sent at shutdown (%s)", type(exc).__name__)
+        return await original(*args, **kwargs)
+
+    shutdown_after_sending_usage._nova_usage = True  # type: ignore[attr-defined]
+    proxy_server.proxy_shutdown_event = shutdown_after_sending_usage
+    return True
 
 
 recorder = UsageRecorder()
