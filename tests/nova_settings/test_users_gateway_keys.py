@@ -69,6 +69,11 @@ def test_user_management_is_for_admins_and_keeps_one_admin(svc):
         assert admin.patch("/api/users/alice", json={"role": "user"}).status_code == 409
         assert admin.patch("/api/users/alice", json={"disabled": True}).status_code == 409
         assert admin.patch("/api/users/ghost", json={"disabled": True}).status_code == 404
+        # Another admin does not let one demote or disable oneself through the API.
+        assert admin.post("/api/users", json={"name": "deputy", "role": "admin"}).status_code == 201
+        refused = admin.patch("/api/users/alice", json={"role": "user"})
+        assert refused.status_code == 409 and "your own" in refused.json()["detail"]
+        assert admin.patch("/api/users/alice", json={"disabled": True}).status_code == 409
         r = admin.patch("/api/users/bystander", json={"disabled": True})
         assert r.status_code == 200 and r.json()["disabled"] is True
     with svc.client(token) as c:

@@ -17,7 +17,10 @@ router = APIRouter(
     responses={
         403: {"model": ErrorDetail, "description": "the caller is not an admin"},
         404: {"model": ErrorDetail, "description": "no such user"},
-        409: {"model": ErrorDetail, "description": "name taken, or the last enabled admin"},
+        409: {
+            "model": ErrorDetail,
+            "description": "name taken, the last enabled admin, or your own admin role",
+        },
     },
 )
 
@@ -76,7 +79,12 @@ def _update(session: SessionDep, config: ConfigDep, name: str, body: UserPatch) 
 async def change_user(
     name: str, body: UserPatch, admin: AdminUser, session: SessionDep, config: ConfigDep
 ) -> UserOut:
-    del admin
+    # Through the API nobody locks themselves out; another admin (or the host's CLI) can.
+    if name == admin.name and (body.role == "user" or body.disabled):
+        raise HTTPException(
+            status.HTTP_409_CONFLICT,
+            detail="you cannot take away your own admin role or disable yourself",
+        )
     try:
         user = await run_in_threadpool(_update, session, config, name, body)
     except crud.UserRefused as exc:
