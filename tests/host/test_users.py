@@ -92,10 +92,23 @@ def wait_usage(host: Host, token: str, requests: int) -> dict:
         time.sleep(0.3)
 
 
-def last_llama_task(host: Host) -> dict:
-    """The params of the task llama-server ran last (the slot with the highest task id)."""
+def llama_params(host: Host, n_predict: int) -> dict | None:
+    """The params of the latest task llama-server ran with this (distinctive) ``n_predict``,
+    or None when a later task (the watchdog's probe) has since taken its slot."""
     slots = httpx.get(f"{host.llama_url}/slots", timeout=10).json()
-    return max(slots, key=lambda slot: slot.get("id_task", -1))["params"]
+    ours = [s for s in slots if s["params"].get("n_predict") == n_predict]
+    return max(ours, key=lambda s: s.get("id_task", -1))["params"] if ours else None
+
+
+def params_reaching_llama(host: Host, send, n_predict: int):
+    """``send()`` (a request that makes llama-server run ``n_predict`` tokens at most), and the
+    params llama-server ran it with; sent again if the watchdog's probe reused the slot."""
+    for _ in range(5):
+        result = send()
+        params = llama_params(host, n_predict)
+        if params is not None:
+            return result, params
+    raise AssertionError(f"no llama-server slot kept a task with n_predict={n_predict}")
 
 
 @pytest.fixture
@@ -170,17 +183,20 @@ def test_each_user_is_served_by_their_own_model_and_parameters(with_key):
     messages = [{"role": "user", "content": "Name a colour."}]
 
     for stream in (False, True):
-        raw = sdk(host, local_key).chat.completions.with_raw_response.create(
-            model="default", messages=messages, stream=stream
-        )
-        assert raw.headers["x-nova-model"] == host.local_model
-        assert "x-nova-fallback-reason" not in raw.headers
-        body = raw.parse()
-        if stream:
-            assert "".join(c.choices[0].delta.content or "" for c in body if c.choices)
-        params = last_llama_task(host)
+
+        def local_request(stream: bool = stream) -> object:
+            raw = sdk(host, local_key).chat.completions.with_raw_response.create(
+                model="default", messages=messages, stream=stream
+            )
+            assert raw.headers["x-nova-model"] == host.local_model
+            assert "x-nova-fallback-reason" not in raw.headers
+            body = raw.parse()
+            if stream:
+                assert "".join(c.choices[0].delta.content or "" for c in body if c.choices)
+            return body
+
+        _, params = params_reaching_llama(host, local_request, 7)  # the saved max_tokens
         assert params["temperature"] == pytest.approx(0.25)
-        assert params["n_predict"] == 7
 
         host.gemini.reset()
         raw = sdk(host, cloud_key).chat.completions.with_raw_response.create(
@@ -201,12 +217,14 @@ def test_each_user_is_served_by_their_own_model_and_parameters(with_key):
         assert config.get("maxOutputTokens", config.get("max_output_tokens")) == 99
 
     # Explicit values win over the saved ones; an explicit model works as before.
-    raw = sdk(host, cloud_key).chat.completions.with_raw_response.create(
-        model=host.local_model, messages=messages, temperature=0.0, max_tokens=3
-    )
+    def explicit_request() -> object:
+        return sdk(host, cloud_key).chat.completions.with_raw_response.create(
+            model=host.local_model, messages=messages, temperature=0.0, max_tokens=3
+        )
+
+    raw, params = params_reaching_llama(host, explicit_request, 3)
     assert raw.headers["x-nova-model"] == host.local_model
-    params = last_llama_task(host)
-    assert params["temperature"] == 0.0 and params["n_predict"] == 3
+    assert params["temperature"] == 0.0
 
 
 def test_rotation_revocation_and_disabling_apply_on_the_next_request(healthy):
