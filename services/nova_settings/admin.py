@@ -34,8 +34,9 @@ from .core.config import Config
 from .core.db import Database, SchemaTooNewError, migrate, open_database
 from .core.logging_setup import setup_logging
 from .gateway import identity, litellm_config
+from .schemas import USER_NAME_PATTERN
 
-USER_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
+USER_NAME_RE = re.compile(USER_NAME_PATTERN)
 
 
 def _chown_db_to_state_dir_owner(config: Config) -> None:

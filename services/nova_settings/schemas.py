@@ -206,7 +206,9 @@ class SystemStatusOut(BaseModel):
 
 # --- Users, gateway keys, usage -------------------------------------------------------------
 
-UserName = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")]
+# A user name, for the API and nova-settings-admin alike.
+USER_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$"
+UserName = Annotated[str, Field(pattern=USER_NAME_PATTERN)]
 Role = Literal["admin", "user"]
 # A daily token budget: at least one token, at most a billion.
 TokenBudget = Annotated[int, Field(ge=1, le=10**9), BeforeValidator(_integral_float_to_int)]
