@@ -16,6 +16,7 @@ from .core.config import Config
 from .core.db import migrate, open_database
 from .fast_read import CommitStamp, PointReader, UserLookup, freeze_startup_heap
 from .gateway import identity
+from .web.session import SignInThrottle
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +61,9 @@ def create_app(config: Config) -> FastAPI:
     )
     app.state.config = config
     app.state.db = db
+    app.state.signin_throttle = SignInThrottle(
+        config.signin_failures_allowed, config.signin_window_s
+    )
     api.install(app)
     # Added last = outermost: the access log also sees the 413s.
     app.add_middleware(DbScopeMiddleware, db=db)

@@ -60,4 +60,18 @@ class Usage(BaseModel):
         primary_key = peewee.CompositeKey("user_id", "day", "model")
 
 
-MODELS: list[type[peewee.Model]] = [User, UserSettings, Usage]
+class WebSession(BaseModel):
+    """A signed-in browser (web/session.py): only the sha256 of the cookie is stored."""
+
+    id_hash = peewee.TextField(primary_key=True)
+    user = peewee.ForeignKeyField(User, column_name="user_id", on_delete="CASCADE")
+    csrf_token = peewee.TextField()
+    try_key_hash = peewee.TextField(null=True, unique=True)
+    created_at = peewee.TextField()
+    expires_at = peewee.TextField()
+
+    class Meta:
+        table_name = "web_session"
+
+
+MODELS: list[type[peewee.Model]] = [User, UserSettings, Usage, WebSession]

@@ -68,9 +68,9 @@ def test_migration_from_v1_keeps_data(tmp_path, upstreams):
         conn.commit()
 
     out = _admin(_env(state), "migrate")
-    assert json.loads(out.stdout) == {"changed": True, "from_version": 1, "to_version": 3}
+    assert json.loads(out.stdout) == {"changed": True, "from_version": 1, "to_version": 4}
     with contextlib.closing(sqlite3.connect(db)) as conn:
-        assert conn.execute("PRAGMA user_version").fetchone()[0] == 3
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == 4
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         # The one user a host had before roles (the playbook's) is its admin.
         assert conn.execute('SELECT role, disabled FROM "user"').fetchall() == [("admin", 0)]

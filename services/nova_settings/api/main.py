@@ -11,6 +11,7 @@ from fastapi.openapi.utils import get_openapi
 from starlette.exceptions import HTTPException
 
 from ..fast_read import flat_routes
+from ..web import routes as web
 from . import errors
 from .routes import gateway_key, health, keys, models, settings, system, usage, users
 
@@ -24,6 +25,8 @@ ROUTERS = (
     users.router,
     models.router,
     system.router,
+    # The settings page (HTML for people; not in the OpenAPI document).
+    web.router,
 )
 
 PUBLIC_PATHS = frozenset({"/health", "/api/ping"})
@@ -92,4 +95,6 @@ def install(app: FastAPI) -> None:
     flat_routes(app, ROUTERS)
     app.add_exception_handler(RequestValidationError, errors.validation_error)
     app.add_exception_handler(HTTPException, errors.http_error)
+    app.add_exception_handler(web.SignInRequired, web.sign_in_required)
+    app.add_exception_handler(web.PageError, web.page_error)
     app.openapi = _openapi(app)  # type: ignore[method-assign]

@@ -67,6 +67,15 @@ class Config(BaseSettings):
     # The identity snapshot the gateway reads (nova_common/gateway_identity.py); unset where
     # no gateway admits users by their own keys.
     gateway_identity: Path | None = Field(None, alias="NOVA_GATEWAY_IDENTITY")
+    # The settings page's Status: what the suite last came up healthy on, and the last
+    # rollback to it (both written by the nova_stack role; absent files show as "none").
+    last_good_file: Path | None = Field(None, alias="NOVA_LAST_GOOD_FILE")
+    last_rollback_file: Path | None = Field(None, alias="NOVA_LAST_ROLLBACK_FILE")
+    # The settings page: how long a sign-in lasts, and failed sign-ins allowed per client
+    # address per window before it is refused (429) for the rest of the window.
+    web_session_hours: float = Field(8.0, gt=0, le=24 * 30, alias="NOVA_WEB_SESSION_HOURS")
+    signin_failures_allowed: int = Field(5, ge=1, le=1000, alias="NOVA_SIGNIN_FAILURES_ALLOWED")
+    signin_window_s: float = Field(300.0, gt=0, le=86400, alias="NOVA_SIGNIN_WINDOW_S")
 
     @field_validator("*", mode="before")
     @classmethod

@@ -138,6 +138,19 @@ MIGRATIONS: dict[int, tuple[str, ...]] = {
             PRIMARY KEY ("user_id", "day", "model")
         )""",
     ),
+    4: (
+        # Sessions of the settings page (web/): the cookie's sha256, its CSRF token, the hash of
+        # its Try-it gateway key, expiry.
+        """CREATE TABLE "web_session" (
+            "id_hash" TEXT NOT NULL PRIMARY KEY,
+            "user_id" INTEGER NOT NULL REFERENCES "user" ("id") ON DELETE CASCADE,
+            "csrf_token" TEXT NOT NULL,
+            "try_key_hash" TEXT UNIQUE,
+            "created_at" TEXT NOT NULL,
+            "expires_at" TEXT NOT NULL
+        )""",
+        'CREATE INDEX "web_session_user_id" ON "web_session" ("user_id")',
+    ),
 }
 SCHEMA_VERSION = max(MIGRATIONS)
 

@@ -33,6 +33,9 @@ def log_config(level: str) -> dict[str, Any]:
             # httpx logs each request URL at INFO; URLs never carry keys, but keep it terse.
             "httpx": quiet,
             "httpcore": quiet,
+            # peewee logs every statement with its parameters at DEBUG: session cookies' hashes
+            # and CSRF tokens among them. Never, whatever NOVA_LOG_LEVEL says.
+            "peewee": quiet,
         },
     }
 

@@ -16,6 +16,7 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
+from datetime import UTC, datetime
 from pathlib import Path
 
 from nova_common.gateway_identity import Identity, next_utc_midnight, utc_day, write_snapshot
@@ -23,7 +24,7 @@ from nova_common.gateway_identity import Identity, next_utc_midnight, utc_day, w
 from ..core.config import Config
 from ..core.db import Database
 from ..crud import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
-from ..models import Usage, User, UserSettings
+from ..models import Usage, User, UserSettings, WebSession
 from . import litellm_config
 
 log = logging.getLogger(__name__)
@@ -72,13 +73,29 @@ def over_budget_user_ids(day: str | None = None) -> set[int]:
     }
 
 
+def _try_key_hashes() -> dict[int, list[str]]:
+    """User id -> the Try-it keys of their live settings-page sessions (web/session.py)."""
+    now = datetime.now(UTC).isoformat(timespec="seconds")
+    out: dict[int, list[str]] = {}
+    for digest, user_id in (
+        WebSession.select(WebSession.try_key_hash, WebSession.user)
+        .where(WebSession.try_key_hash.is_null(False) & (WebSession.expires_at > now))
+        .tuples()
+    ):
+        out.setdefault(user_id, []).append(digest)
+    return out
+
+
 def _identities(config: Config, over: set[int]) -> dict[str, Identity]:
     resets = next_utc_midnight().isoformat(timespec="seconds")
     settings = {row.user_id: row for row in UserSettings.select()}
+    try_keys = _try_key_hashes()
     out: dict[str, Identity] = {}
-    for user in User.select().where(User.gateway_key_hash.is_null(False)):
+    for user in User.select().where(
+        User.gateway_key_hash.is_null(False) | User.id.in_(list(try_keys))
+    ):
         row = settings.get(user.id)
-        out[user.gateway_key_hash] = Identity(
+        ident = Identity(
             user_id=user.id,
             name=user.name,
             role=user.role,
@@ -89,6 +106,9 @@ def _identities(config: Config, over: set[int]) -> dict[str, Identity]:
             daily_token_budget=user.daily_token_budget,
             over_budget_until=resets if user.id in over else None,
         )
+        for digest in [user.gateway_key_hash, *try_keys.get(user.id, ())]:
+            if digest is not None:
+                out[digest] = ident
     return out
 
 

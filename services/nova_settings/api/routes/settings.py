@@ -42,7 +42,7 @@ async def read_settings(user: CurrentUser, request: Request) -> Response:
     return Response(body, media_type="application/json")
 
 
-async def _apply(
+async def apply_changes(
     user: CurrentUser,
     session: SessionDep,
     config: ConfigDep,
@@ -84,7 +84,7 @@ async def replace_settings(
     config: ConfigDep,
     client: LocalClientDep,
 ) -> SettingsOut:
-    return await _apply(user, session, config, client, body.model_dump())
+    return await apply_changes(user, session, config, client, body.model_dump())
 
 
 @router.patch("/", responses=WRITE_RESPONSES)
@@ -95,4 +95,4 @@ async def update_settings(
     config: ConfigDep,
     client: LocalClientDep,
 ) -> SettingsOut:
-    return await _apply(user, session, config, client, body.changes())
+    return await apply_changes(user, session, config, client, body.changes())
