@@ -162,3 +162,31 @@ def test_usage_comes_only_from_the_gateway_and_budgets_are_published(svc):
         # Raising the budget lifts the block at once.
         admin.patch("/api/users/spender", json={"daily_token_budget": 1000})
     assert snapshot(svc)["keys"][hash_key(key)]["over_budget_until"] is None
+
+
+def test_try_it_key_is_the_sessions_published_as_its_user_and_dies_at_sign_out(svc):
+    """The settings page's Try it: a gateway key derived from the session cookie, only its hash
+    stored; the snapshot admits it as the user's until the session ends."""
+    from nova_settings.web.session import try_key
+
+    token = new_user(svc, "tryit-user")
+    web = httpx.Client(base_url=svc.url, timeout=20, trust_env=False)
+    try:
+        assert web.post("/signin", data={"token": token}).status_code == 303
+        cookie = web.cookies["nova_session"]
+        key = try_key(cookie)
+        html = web.get("/try").text
+        csrf = html.split('name="csrf_token" value="')[1].split('"')[0]
+        # The fake gateway has no chat route: the answer is an error, the key is admitted anyway.
+        web.post("/try/stream", json={"message": "hi"}, headers={"x-csrf-token": csrf})
+        keys = snapshot(svc)["keys"]
+        assert keys[hash_key(key)]["name"] == "tryit-user"
+        reader = SnapshotReader(svc.state_dir.parent / "identity" / "identity.json")
+        assert reader.lookup(key).name == "tryit-user"
+        with contextlib.closing(sqlite3.connect(svc.db_path)) as conn:
+            stored = [v for row in conn.execute("SELECT * FROM web_session") for v in row]
+        assert key not in stored and cookie not in stored
+        assert web.post("/signout", data={"csrf_token": csrf}).status_code == 303
+        assert hash_key(key) not in snapshot(svc)["keys"]
+    finally:
+        web.close()
