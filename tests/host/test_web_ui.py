@@ -236,7 +236,7 @@ def test_a_non_admin_sees_no_admin_section_and_gets_403(
 
 def test_the_other_pages_keyboard_and_phone_width(host: Host, browser: Browser) -> None:
     wait_healthy(host)
-    phone = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    phone = browser.new_context(viewport={"width": 390, "height": 844})
     try:
         page = phone.new_page()
         page.goto(f"{host.settings_url}/signin")
