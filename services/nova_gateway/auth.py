@@ -9,6 +9,7 @@ public health routes work as before.
 
 from __future__ import annotations
 
+import hmac
 import logging
 from datetime import UTC, datetime
 from functools import lru_cache
@@ -52,7 +53,23 @@ def _resets_in(until: str) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
+METRICS_ROUTE = "/metrics"
+
+
+def _metrics_scrape(request: Request, api_key: str) -> UserAPIKeyAuth | None:
+    """Prometheus with the metrics token: ``/metrics`` and nothing else (403 elsewhere)."""
+    token = settings().metrics_token()
+    if token is None or not hmac.compare_digest(api_key.encode(), token.encode()):
+        return None
+    path = request.url.path.rstrip("/")
+    if path != METRICS_ROUTE and not path.startswith(METRICS_ROUTE + "/"):
+        raise _refuse(403, "The metrics token may read /metrics only.")
+    return UserAPIKeyAuth(api_key="metrics", user_id="prometheus", key_alias="metrics scrape")
+
+
 async def user_api_key_auth(request: Request, api_key: str) -> UserAPIKeyAuth:
+    if api_key and (scrape := _metrics_scrape(request, api_key)) is not None:
+        return scrape
     if not api_key or not api_key.startswith(KEY_PREFIX):
         raise NotAUserKey
     try:

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from . import __version__
+from . import __version__, metrics
 from .api import main as api
 from .api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, DbScopeMiddleware
 from .core.config import Config
@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 def create_app(config: Config) -> FastAPI:
     db = open_database(config.db_path)
     point_reader = PointReader(config.db_path)
+    sampler = metrics.install(config)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -42,6 +43,7 @@ def create_app(config: Config) -> FastAPI:
             log.warning("NOVA_LOCAL_MODEL is not set: no model will count as local")
         app.state.local_client = httpx.AsyncClient(trust_env=False)
         app.state.provider_client = httpx.AsyncClient(trust_env=True)
+        sampler.start()
         freeze_startup_heap()
         log.info("nova-settings %s ready; state in %s", __version__, config.state_dir)
         try:
@@ -49,6 +51,7 @@ def create_app(config: Config) -> FastAPI:
         finally:
             await app.state.local_client.aclose()
             await app.state.provider_client.aclose()
+            sampler.stop()
             point_reader.close_all()
             commit_stamp.close()
             db.close_all()

@@ -42,9 +42,9 @@ def load(path: Path) -> tuple[State, str | None]:
 
 
 def save(path: Path, state: State) -> None:
-    """Atomically, 0600 (as the unit's UMask=0077 made it before)."""
+    """Atomically, 0644: nova-settings exports the counters for Prometheus (no secrets here)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    write_atomic(path, json.dumps(state.model_dump(), indent=2) + "\n", mode=0o600)
+    write_atomic(path, json.dumps(state.model_dump(), indent=2) + "\n", mode=0o644)
 
 
 @contextlib.contextmanager

@@ -32,6 +32,7 @@ PORT_OFFSET = int(os.environ.get("NOVA_HOSTTEST_PORT_OFFSET") or 0)
 LLAMA_PORT = 38080 + PORT_OFFSET
 GATEWAY_PORT = 34000 + PORT_OFFSET
 SETTINGS_PORT = 38000 + PORT_OFFSET
+PROMETHEUS_PORT = 39090 + PORT_OFFSET
 GEMINI_PORT = 38765 + PORT_OFFSET
 LOCAL_MODEL = "SmolLM2-135M-Instruct"
 GEMINI_MODEL = "gemini-2.5-flash"
@@ -454,6 +455,10 @@ nova_llm_hosts:
       nova_llama_server_port: {LLAMA_PORT}
       nova_gateway_port: {GATEWAY_PORT}
       nova_settings_port: {SETTINGS_PORT}
+      nova_prometheus_port: {PROMETHEUS_PORT}
+      # Quick enough for the monitoring tests to see an alert fire and resolve.
+      nova_monitoring_scrape_interval_s: 5
+      nova_monitoring_unit_down_for: 15s
       nova_gemini_api_base: {gemini_base}
       nova_settings_users:
         - {{name: {INVENTORY_USER}, role: user}}

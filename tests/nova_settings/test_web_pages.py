@@ -263,3 +263,13 @@ def test_failed_sign_ins_are_throttled(tmp_path: Path, upstreams: Upstreams) -> 
         assert r.status_code == 429 and int(r.headers["retry-after"]) > 0
         assert "Too many failed sign-ins" in r.text
         assert "wrong-token" not in svc.log_text() and svc.token not in svc.log_text()
+
+
+def test_plots_without_prometheus_say_so_and_bad_views_are_refused(web: httpx.Client) -> None:
+    r = web.get("/plots?view=status&span=1h")
+    assert r.status_code == 200 and "<html" not in r.text
+    assert "Time to first token" in r.text and "no Prometheus configured" in r.text
+    whole = web.get("/plots?view=usage&span=1d&whole=1")
+    assert whole.status_code == 200 and "<html" in whole.text and "Tokens generated" in whole.text
+    assert web.get("/plots?view=secrets").status_code == 422
+    assert web.get("/plots?view=status&span=1y").status_code == 422

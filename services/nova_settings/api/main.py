@@ -13,7 +13,7 @@ from starlette.exceptions import HTTPException
 from ..fast_read import flat_routes
 from ..web import routes as web
 from . import errors
-from .routes import gateway_key, health, keys, models, settings, system, usage, users
+from .routes import gateway_key, health, keys, metrics, models, settings, system, usage, users
 
 # In matching order: the constant baseline and the settings read (the hot route) first.
 ROUTERS = (
@@ -25,6 +25,7 @@ ROUTERS = (
     users.router,
     models.router,
     system.router,
+    metrics.router,
     # The settings page (HTML for people; not in the OpenAPI document).
     web.router,
 )

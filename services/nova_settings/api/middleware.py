@@ -9,6 +9,7 @@ import time
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from ..core.db import Database
+from ..metrics import observe_request
 
 access_log = logging.getLogger("nova_settings.access")
 log = logging.getLogger(__name__)
@@ -17,7 +18,8 @@ USER_STATE_KEY = "nova_user_name"
 
 
 class AccessLogMiddleware:
-    """``METHOD PATH STATUS DURATIONms USER``. Never headers, query strings or bodies."""
+    """``METHOD PATH STATUS DURATIONms USER``, and the request in /metrics. Never headers, query
+    strings or bodies."""
 
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -39,7 +41,11 @@ class AccessLogMiddleware:
         try:
             await self.app(scope, receive, send_status)
         finally:
-            elapsed_ms = (time.perf_counter() - started) * 1000.0
+            elapsed = time.perf_counter() - started
+            elapsed_ms = elapsed * 1000.0
+            # The route's template (bounded labels); paths that matched no route are one label.
+            route = getattr(scope.get("route"), "path", None) or "(unmatched)"
+            observe_request(route, scope.get("method", "-"), status, elapsed)
             access_log.info(
                 "%s %s %d %.1fms %s",
                 scope.get("method", "-"),

@@ -21,10 +21,18 @@ Provider = Literal["google", "langsmith"]
 PROVIDERS: tuple[Provider, ...] = ("google", "langsmith")
 
 
-def _credential_key_file() -> Path | None:
-    """The gateway master key passed by systemd's ``LoadCredential=``, if any."""
+def _credential(name: str) -> Path | None:
+    """A file systemd passes with ``LoadCredential=NAME:...``, if the unit has credentials."""
     directory = os.environ.get("CREDENTIALS_DIRECTORY", "").strip()
-    return Path(directory) / "gateway-master-key" if directory else None
+    return Path(directory) / name if directory else None
+
+
+def _credential_key_file() -> Path | None:
+    return _credential("gateway-master-key")
+
+
+def _credential_metrics_token() -> Path | None:
+    return _credential("metrics-token")
 
 
 class Config(BaseSettings):
@@ -71,6 +79,17 @@ class Config(BaseSettings):
     # rollback to it (both written by the nova_stack role; absent files show as "none").
     last_good_file: Path | None = Field(None, alias="NOVA_LAST_GOOD_FILE")
     last_rollback_file: Path | None = Field(None, alias="NOVA_LAST_ROLLBACK_FILE")
+    # GET /metrics answers a bearer with this token (Prometheus'); no file: /metrics is off.
+    metrics_token_file: Path | None = Field(
+        default_factory=_credential_metrics_token, alias="NOVA_METRICS_TOKEN_FILE"
+    )
+    # Sampled for /metrics every metrics_sample_s: the model directory's disk, the watchdog's
+    # state file (NVML always).
+    metrics_sample_s: float = Field(5.0, ge=0.5, le=300, alias="NOVA_METRICS_SAMPLE_S")
+    model_dir: Path | None = Field(None, alias="NOVA_MODEL_DIR")
+    watchdog_state: Path | None = Field(None, alias="NOVA_WATCHDOG_STATE")
+    # Prometheus (role nova_monitoring), read for the settings page's plots; unset: no plots.
+    prometheus_url: str | None = Field(None, alias="NOVA_PROMETHEUS_URL")
     # The settings page: how long a sign-in lasts, and failed sign-ins allowed per client
     # address per window before it is refused (429) for the rest of the window.
     web_session_hours: float = Field(8.0, gt=0, le=24 * 30, alias="NOVA_WEB_SESSION_HOURS")
@@ -86,9 +105,13 @@ class Config(BaseSettings):
                 raise PydanticUseDefault()
         return value
 
-    @field_validator("llama_url", "gateway_url", "google_api_base", "langsmith_api_base")
+    @field_validator(
+        "llama_url", "gateway_url", "google_api_base", "langsmith_api_base", "prometheus_url"
+    )
     @classmethod
-    def _strip_slash(cls, value: str) -> str:
+    def _strip_slash(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
@@ -119,10 +142,18 @@ class Config(BaseSettings):
 
     def gateway_master_key(self) -> str | None:
         """The gateway master key, read fresh from its file (it may be rotated)."""
-        if self.gateway_key_file is None:
-            return None
-        try:
-            key = self.gateway_key_file.read_text(encoding="utf-8").strip()
-        except OSError:
-            return None
-        return key or None
+        return _read_secret(self.gateway_key_file)
+
+    def metrics_token(self) -> str | None:
+        """Prometheus' scrape token, read fresh from its file."""
+        return _read_secret(self.metrics_token_file)
+
+
+def _read_secret(path: Path | None) -> str | None:
+    if path is None:
+        return None
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return value or None

@@ -32,7 +32,7 @@ from ..core.config import PROVIDERS, Config, Provider
 from ..crud import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
 from ..gateway import identity, litellm_config
 from ..schemas import SettingsPut, UserCreate, UserPatch, ValidateKeyIn
-from . import charts, host_state, session
+from . import charts, host_state, plots, session
 from .render import page, static_file
 from .session import COOKIE_NAME, CSRF_FIELD, CSRF_HEADER, SignedIn
 
@@ -650,6 +650,29 @@ async def change_user(name: str, request: Request, signed: Web) -> Response:
         result = {"ok": False, "message": f"{name}: {exc.detail}"}
         return await _admin_page(request, signed, user_result=result, status_code=exc.status_code)
     return await _admin_page(request, signed, user_result={"ok": True, "message": f"{name} saved."})
+
+
+# --- Plots (Prometheus) ------------------------------------------------------------------------
+
+
+@router.get("/plots")
+async def plots_fragment(
+    request: Request, signed: Web, view: str = "status", span: str = "1h", whole: int = 0
+) -> Response:
+    """The plots of Status or Usage over the last hour or day, as a fragment the page's script
+    inserts (``whole=1``: a page of its own, for browsers without JavaScript)."""
+    if view not in ("status", "usage") or span not in plots.RANGES:
+        raise PageError(422, "view is status or usage; span is 1h or 1d.")
+    if view == "status":
+        specs = plots.STATUS_PLOTS
+    else:
+        specs = plots.usage_plots(None if signed.user.is_admin else signed.user.name)
+    config = _config(request)
+    drawn = await plots.plots(request.app.state.local_client, config.prometheus_url, specs, span)
+    context = {"plots": drawn, "view": view, "span": span, "spans": list(plots.RANGES)}
+    if whole:
+        return page("plots_page.html", **_common(request, signed, f"/{view}"), **context)
+    return page("plots.html", **context)
 
 
 # --- Status ---------------------------------------------------------------------------------------

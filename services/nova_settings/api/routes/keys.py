@@ -21,6 +21,7 @@ from starlette.concurrency import run_in_threadpool
 from ... import providers
 from ...core.config import PROVIDERS, Provider
 from ...gateway import identity, key_events, keystore
+from ...metrics import KEY_VALIDATIONS
 from ...schemas import ApiKeysOut, ErrorDetail, StoredKey, ValidateKeyIn, ValidateKeyOut
 from ..deps import (
     FORBIDDEN_NOT_ADMIN,
@@ -58,6 +59,7 @@ async def validate_api_key(
     if body.store and not user.is_admin:  # refused before the provider is even asked
         raise HTTPException(status.HTTP_403_FORBIDDEN, detail=FORBIDDEN_NOT_ADMIN)
     check = await providers.check_key(client, config, body.provider, body.api_key)
+    KEY_VALIDATIONS.labels(body.provider, check.status).inc()
     stored = False
     if check.status == "valid" and body.store:
         await run_in_threadpool(_store, session, config, body.provider, body.api_key)

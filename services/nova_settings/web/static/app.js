@@ -111,3 +111,20 @@ document.addEventListener("DOMContentLoaded", () => {
   const status = document.querySelector("[data-refresh]");
   if (status) refreshStatus(status);
 });
+
+// Plots (Status, Usage): the server draws them from Prometheus; the links switch the span.
+function loadPlots(box, url) {
+  fetch(url, { headers: { accept: "text/html" } }).then(async (response) => {
+    if (!response.ok || response.redirected) return;
+    box.innerHTML = await response.text();
+    box.querySelectorAll("[data-span]").forEach((link) => link.addEventListener("click", (e) => {
+      e.preventDefault();
+      loadPlots(box, url.replace(/span=[^&]+/, `span=${link.dataset.span}`));
+    }));
+  }).catch(() => {});
+}
+
+document.addEventListener("DOMContentLoaded", () => {
+  const box = document.querySelector("[data-plots]");
+  if (box) loadPlots(box, box.dataset.plots);
+});
