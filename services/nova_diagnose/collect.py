@@ -9,7 +9,7 @@ from . import host, probes, system
 from .findings import find
 from .options import Options
 from .redact import Redactor
-from .report import HttpCheck, Report
+from .report import HttpCheck, MonitoringReport, Report
 
 
 def _chat(opts: Options, gateway_ready: bool) -> HttpCheck:
@@ -61,6 +61,11 @@ def collect(opts: Options, redactor: Redactor) -> Report:
         disk=host.disk_report(opts.model_dir),
         in_use=host.in_use_report(exec_start, opts.llama_current),
         redaction_gaps=redactor.unreadable,
+        monitoring=(
+            probes.monitoring(opts.prometheus_url, opts.timeout_s)
+            if opts.prometheus_url
+            else MonitoringReport(checked=False)
+        ),
     )
     report.findings = find(report, opts)
     report.healthy = not any(f.level == "problem" for f in report.findings)

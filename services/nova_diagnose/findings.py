@@ -164,6 +164,23 @@ def find(report: Report, opts: Options) -> list[Finding]:
             )
         )
 
+    monitoring = report.monitoring
+    if monitoring.checked and monitoring.error:
+        findings.append(
+            _note(
+                f"Prometheus at {monitoring.url} did not answer ({monitoring.error})",
+                "systemctl status prometheus; journalctl -u prometheus -e",
+            )
+        )
+    for alert in monitoring.firing:
+        findings.append(
+            _problem(
+                f"alert {alert.name} firing: {alert.summary}",
+                f"{monitoring.url}/alerts (an ssh tunnel to it), the rules in "
+                "/etc/prometheus/rules/nova.rules.yml",
+            )
+        )
+
     used = report.in_use
     if used.model_present is False:
         findings.append(

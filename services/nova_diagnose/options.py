@@ -32,6 +32,7 @@ class Options:
     llama_url: str
     gateway_url: str
     settings_url: str
+    prometheus_url: str | None  # None: --no-monitoring
     settings_env: Path
     master_key_file: Path
     local_model: str | None
@@ -75,6 +76,10 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument("--llama-url", default=env.get("NOVA_LLAMA_URL"))
     p.add_argument("--gateway-url", default=env.get("NOVA_GATEWAY_URL"))
     p.add_argument("--settings-url", default=env.get("NOVA_SETTINGS_URL"))
+    p.add_argument("--prometheus-url", default=env.get("NOVA_PROMETHEUS_URL"))
+    p.add_argument(
+        "--no-monitoring", action="store_true", help="skip Prometheus' alerts and series"
+    )
     p.add_argument(
         "--local-model", default=env.get("NOVA_LOCAL_MODEL"), help="model for the test chat"
     )
@@ -133,6 +138,11 @@ def parse_options(argv: Sequence[str] | None, env: Mapping[str, str] | None = No
             args.gateway_url or settings.get("NOVA_GATEWAY_URL") or "http://127.0.0.1:4000"
         ).rstrip("/"),
         settings_url=(args.settings_url or _settings_url(settings)).rstrip("/"),
+        prometheus_url=None
+        if args.no_monitoring
+        else (
+            args.prometheus_url or settings.get("NOVA_PROMETHEUS_URL") or "http://127.0.0.1:9090"
+        ).rstrip("/"),
         settings_env=args.settings_env,
         master_key_file=args.master_key_file,
         local_model=args.local_model or settings.get("NOVA_LOCAL_MODEL") or None,

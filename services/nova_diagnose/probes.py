@@ -4,12 +4,27 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 
 from nova_common.probe import probe
 
-from .report import HttpCheck
+from .report import FiringAlert, HttpCheck, MonitoringReport
+
+# The key series nova-diagnose shows from Prometheus (the last value of each).
+KEY_SERIES = {
+    "gateway requests/s": "sum(rate(litellm_proxy_total_requests_metric_total[5m]))",
+    "gateway errors/s": "sum(rate(litellm_proxy_failed_requests_metric_total[5m]))",
+    "first token p95 s": (
+        "histogram_quantile(0.95, sum by (le) "
+        "(rate(litellm_llm_api_time_to_first_token_metric_bucket[5m])))"
+    ),
+    "tokens/s": "sum(rate(litellm_output_tokens_metric_total[5m]))",
+    "GPU util %": "max(nova_gpu_utilization_percent)",
+    "VRAM used": "max(nova_gpu_memory_used_bytes / nova_gpu_memory_total_bytes)",
+    "model disk free": "min(nova_model_disk_free_bytes / nova_model_disk_size_bytes)",
+}
 
 
 def get(name: str, url: str, timeout: float, ok_detail: str = "ok") -> HttpCheck:
@@ -116,3 +131,41 @@ def chat(base: str, key: str, model: str, timeout: float) -> HttpCheck:
 
 def skipped(name: str, url: str, why: str) -> HttpCheck:
     return HttpCheck(name=name, url=url, ok=True, skipped=True, detail=f"skipped: {why}")
+
+
+def monitoring(url: str, timeout: float) -> MonitoringReport:
+    """The firing alerts and the key series' last values, from Prometheus' HTTP API."""
+    report = MonitoringReport(url=url)
+    alerts = probe("GET", f"{url}/api/v1/alerts", timeout)
+    if alerts.response is None or not alerts.response.is_success:
+        report.error = (
+            alerts.no_answer if alerts.response is None else (f"HTTP {alerts.response.status_code}")
+        )
+        return report
+    try:
+        for alert in alerts.response.json()["data"]["alerts"]:
+            if alert.get("state") != "firing":
+                continue
+            labels, notes = alert.get("labels", {}), alert.get("annotations", {})
+            report.firing.append(
+                FiringAlert(
+                    name=labels.get("alertname", "?"),
+                    severity=labels.get("severity"),
+                    summary=notes.get("summary", ""),
+                    since=alert.get("activeAt"),
+                )
+            )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        report.error = "alerts answer not understood"
+        return report
+    for name, expr in KEY_SERIES.items():
+        answer = probe("GET", f"{url}/api/v1/query?query={quote(expr)}", timeout)
+        value: float | None = None
+        if answer.response is not None and answer.response.is_success:
+            try:
+                result = answer.response.json()["data"]["result"]
+                value = float(result[0]["value"][1]) if result else None
+            except (ValueError, KeyError, TypeError, IndexError):
+                value = None
+        report.series[name] = value
+    return report

@@ -92,6 +92,19 @@ def render(report: Report) -> str:
     )
     out.append(_cut(f"BUILD  {used.build_link} -> {build}"))
 
+    monitoring = report.monitoring
+    if not monitoring.checked:
+        out.append("METRICS not checked")
+    elif monitoring.error:
+        out.append(_cut(f"METRICS {monitoring.url}: {monitoring.error}"))
+    else:
+        values = ", ".join(
+            f"{name} {_series(name, value)}" for name, value in monitoring.series.items()
+        )
+        firing = ", ".join(a.name for a in monitoring.firing) or "none"
+        out.append(_cut(f"METRICS alerts firing: {firing}"))
+        out.append(_cut(f"        {values}", WIDTH * 2))
+
     if problems:
         out.append("PROBLEMS")
         out.extend(_cut(f"  ! {f.message} -> {f.next_step}", WIDTH * 2) for f in problems)
@@ -99,3 +112,11 @@ def render(report: Report) -> str:
         out.append("NOTES")
         out.extend(_cut(f"  - {f.message} -> {f.next_step}") for f in notes)
     return "\n".join(out) + "\n"
+
+
+def _series(name: str, value: float | None) -> str:
+    if value is None:
+        return "-"
+    if name in ("VRAM used", "model disk free"):
+        return f"{value * 100:.0f}%"
+    return f"{value:.3g}"

@@ -78,6 +78,23 @@ class InUseReport(BaseModel):
     build_error: str | None = None
 
 
+class FiringAlert(BaseModel):
+    name: str
+    severity: str | None = None
+    summary: str = ""
+    since: str | None = None
+
+
+class MonitoringReport(BaseModel):
+    """Prometheus' view: the alerts firing now and the last values of the key series."""
+
+    checked: bool = True
+    url: str = ""
+    error: str | None = None
+    firing: list[FiringAlert] = Field(default_factory=list)
+    series: dict[str, float | None] = Field(default_factory=dict)
+
+
 class Finding(BaseModel):
     level: Literal["problem", "note"]
     message: str
@@ -93,6 +110,7 @@ class Report(BaseModel):
     gpu: GpuReport = Field(default_factory=GpuReport)
     disk: DiskReport
     in_use: InUseReport
+    monitoring: MonitoringReport = Field(default_factory=lambda: MonitoringReport(checked=False))
     findings: list[Finding] = Field(default_factory=list)
     redaction_gaps: list[str] = Field(default_factory=list)
 

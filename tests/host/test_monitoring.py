@@ -4,6 +4,7 @@ tests, and no secret in any metric."""
 
 from __future__ import annotations
 
+import json
 import re
 import time
 
@@ -149,6 +150,12 @@ def test_a_stopped_llama_server_fires_service_down_and_it_resolves(host: Host) -
             assert time.monotonic() - started < 90, "NovaServiceDown never fired"
             time.sleep(2)
         print(f"\n[monitoring] NovaServiceDown fired {time.monotonic() - started:.0f} s after stop")
+        # nova-diagnose shows it too, with the last values of the key series.
+        report = json.loads(host.ssh("nova-diagnose --json --no-chat", check=False))
+        firing = [a["name"] for a in report["monitoring"]["firing"]]
+        assert "NovaServiceDown" in firing, report["monitoring"]
+        assert "gateway requests/s" in report["monitoring"]["series"]
+        assert any("NovaServiceDown" in f["message"] for f in report["findings"])
     finally:
         host.ensure_llama_running()
     started = time.monotonic()
