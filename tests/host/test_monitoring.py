@@ -26,7 +26,8 @@ def metrics_token(host: Host) -> str:
 
 def scrape(url: str, token: str | None) -> str:
     headers = {"authorization": f"Bearer {token}"} if token else {}
-    response = httpx.get(f"{url}/metrics", headers=headers, timeout=30)
+    # LiteLLM answers /metrics with a redirect to /metrics/, where its metrics app is mounted.
+    response = httpx.get(f"{url}/metrics", headers=headers, timeout=30, follow_redirects=True)
     assert response.status_code == 200, response.text[:300]
     return response.text
 
@@ -152,8 +153,8 @@ def test_a_stopped_llama_server_fires_service_down_and_it_resolves(host: Host) -
         print(f"\n[monitoring] NovaServiceDown fired {time.monotonic() - started:.0f} s after stop")
         # nova-diagnose shows it too, with the last values of the key series.
         report = json.loads(host.ssh("nova-diagnose --json --no-chat", check=False))
-        firing = [a["name"] for a in report["monitoring"]["firing"]]
-        assert "NovaServiceDown" in firing, report["monitoring"]
+        names = [a["name"] for a in report["monitoring"]["firing"]]
+        assert "NovaServiceDown" in names, report["monitoring"]
         assert "gateway requests/s" in report["monitoring"]["series"]
         assert any("NovaServiceDown" in f["message"] for f in report["findings"])
     finally:
@@ -178,7 +179,8 @@ def test_status_plots_come_from_prometheus(host: Host) -> None:
         deadline = time.monotonic() + 60
         while True:  # two scrapes of the new counter make a rate
             fragment = web.get("/plots?view=status&span=1h").text
-            requests_plot = fragment.split("Gateway requests and errors")[1].split("</figure>")[0]
+            requests_plot = fragment.split("<strong>Gateway requests and errors</strong>")[1]
+            requests_plot = requests_plot.split("</figure>")[0]
             if "<polyline" in requests_plot or time.monotonic() > deadline:
                 break
             time.sleep(3)
