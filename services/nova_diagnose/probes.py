@@ -14,8 +14,12 @@ from .report import FiringAlert, HttpCheck, MonitoringReport
 
 # The key series nova-diagnose shows from Prometheus (the last value of each).
 KEY_SERIES = {
-    "gateway requests/s": "sum(rate(litellm_proxy_total_requests_metric_total[5m]))",
-    "gateway errors/s": "sum(rate(litellm_proxy_failed_requests_metric_total[5m]))",
+    "gateway requests/s": (
+        'sum(rate(litellm_proxy_total_requests_metric_total{route!="/metrics"}[5m]))'
+    ),
+    "gateway 5xx/s": (
+        'sum(rate(litellm_proxy_failed_requests_metric_total{exception_status=~"5.."}[5m]))'
+    ),
     "first token p95 s": (
         "histogram_quantile(0.95, sum by (le) "
         "(rate(litellm_llm_api_time_to_first_token_metric_bucket[5m])))"

@@ -20,6 +20,10 @@ WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 320, 140, 44, 20, 8
 RANGES = {"1h": (3600, 30), "1d": (86400, 600)}  # seconds shown, step
 
 TTFT = "sum by (le) (rate(litellm_llm_api_time_to_first_token_metric_bucket[5m]))"
+# The gateway's model requests (not its /metrics), its server-side failures and its refusals.
+REQUESTS = 'litellm_proxy_total_requests_metric_total{route!="/metrics"}'
+ERRORS = 'litellm_proxy_failed_requests_metric_total{exception_status=~"5.."}'
+REFUSED = 'litellm_proxy_failed_requests_metric_total{exception_status=~"4..",route!="/metrics"}'
 
 
 @dataclass(frozen=True)
@@ -40,8 +44,9 @@ STATUS_PLOTS = (
         "Gateway requests and errors",
         "per s",
         (
-            Query("requests", "sum(rate(litellm_proxy_total_requests_metric_total[5m]))"),
-            Query("errors", "sum(rate(litellm_proxy_failed_requests_metric_total[5m]))"),
+            Query("requests", f"sum(rate({REQUESTS}[5m]))"),
+            Query("errors (5xx)", f"sum(rate({ERRORS}[5m]))"),
+            Query("refused (4xx)", f"sum(rate({REFUSED}[5m]))"),
         ),
     ),
     PlotSpec(
@@ -68,8 +73,7 @@ STATUS_PLOTS = (
 
 def usage_plots(user: str | None) -> tuple[PlotSpec, ...]:
     """Requests and tokens per user (everyone: None), from the gateway's counters."""
-    match = "" if user is None else '{user="' + _escape(user) + '"}'
-    by = "user" if user is None else ""
+    only = "" if user is None else ',user="' + _escape(user) + '"'
     return (
         PlotSpec(
             "Requests",
@@ -77,7 +81,8 @@ def usage_plots(user: str | None) -> tuple[PlotSpec, ...]:
             (
                 Query(
                     "{user}",
-                    f"sum by ({by}) (rate(litellm_proxy_total_requests_metric_total{match}[5m]))",
+                    "sum by (user) (rate(litellm_proxy_total_requests_metric_total"
+                    f'{{route!="/metrics"{only}}}[5m]))',
                 ),
             ),
         ),
@@ -87,7 +92,7 @@ def usage_plots(user: str | None) -> tuple[PlotSpec, ...]:
             (
                 Query(
                     "{user}",
-                    f"sum by ({by}) (rate(litellm_output_tokens_metric_total{match}[5m]))",
+                    f"sum by (user) (rate(litellm_output_tokens_metric_total{{{only[1:]}}}[5m]))",
                 ),
             ),
         ),
