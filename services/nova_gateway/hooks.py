@@ -28,6 +28,7 @@ from litellm.proxy._types import UserAPIKeyAuth
 
 from nova_common.gateway_identity import OPERATOR_USER_ID, Identity
 
+from . import metrics_tuning
 from .auth import IDENTITY_METADATA, reader
 from .settings import settings
 from .usage import recorder, send_before_litellm_shuts_down
@@ -226,3 +227,4 @@ class NovaProxyHooks(CustomLogger):
 
 proxy_hooks = NovaProxyHooks()
 send_before_litellm_shuts_down()
+metrics_tuning.install()
