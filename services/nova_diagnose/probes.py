@@ -8,23 +8,17 @@ from urllib.parse import quote
 
 import httpx
 
+from nova_common import promql
 from nova_common.probe import probe
 
 from .report import FiringAlert, HttpCheck, MonitoringReport
 
 # The key series nova-diagnose shows from Prometheus (the last value of each).
 KEY_SERIES = {
-    "gateway requests/s": (
-        'sum(rate(litellm_proxy_total_requests_metric_total{route!="/metrics"}[5m]))'
-    ),
-    "gateway 5xx/s": (
-        'sum(rate(litellm_proxy_failed_requests_metric_total{exception_status=~"5.."}[5m]))'
-    ),
-    "first token p95 s": (
-        "histogram_quantile(0.95, sum by (le) "
-        "(rate(litellm_llm_api_time_to_first_token_metric_bucket[5m])))"
-    ),
-    "tokens/s": "sum(rate(litellm_output_tokens_metric_total[5m]))",
+    "gateway requests/s": promql.per_second(promql.REQUESTS),
+    "gateway 5xx/s": promql.per_second(promql.ERRORS),
+    "first token p95 s": promql.ttft_quantile(0.95),
+    "tokens/s": promql.per_second(promql.COMPLETION_COUNTER),
     "GPU util %": "max(nova_gpu_utilization_percent)",
     "VRAM used": "max(nova_gpu_memory_used_bytes / nova_gpu_memory_total_bytes)",
     "model disk free": "min(nova_model_disk_free_bytes / nova_model_disk_size_bytes)",

@@ -58,7 +58,7 @@ METRICS_ROUTE = "/metrics"
 
 def _metrics_scrape(request: Request, api_key: str) -> UserAPIKeyAuth | None:
     """Prometheus with the metrics token: ``/metrics`` and nothing else (403 elsewhere)."""
-    token = settings().metrics_token()
+    token = settings().metrics_token
     if token is None or not hmac.compare_digest(api_key.encode(), token.encode()):
         return None
     path = request.url.path.rstrip("/")

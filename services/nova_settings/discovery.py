@@ -73,11 +73,17 @@ async def llama_health(client: httpx.AsyncClient, config: Config) -> LlamaState:
     return LlamaState(True, "llama-server /health answered 200")
 
 
+async def llama_props(client: httpx.AsyncClient, config: Config) -> object:
+    """llama-server's ``/props`` (its context, model file, build), parsed. Raises
+    httpx.HTTPError or ValueError when it cannot say."""
+    response = await client.get(f"{config.llama_url}/props", timeout=config.discovery_timeout_s)
+    response.raise_for_status()
+    return response.json()
+
+
 async def llama_context(client: httpx.AsyncClient, config: Config) -> int | None:
     try:
-        response = await client.get(f"{config.llama_url}/props", timeout=config.discovery_timeout_s)
-        response.raise_for_status()
-        props = response.json()
+        props = await llama_props(client, config)
     except (httpx.HTTPError, ValueError):
         return None
     settings = props.get("default_generation_settings") if isinstance(props, dict) else None

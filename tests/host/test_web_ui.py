@@ -85,6 +85,14 @@ def sign_in(page: Page, host: Host, token: str) -> None:
     expect(page.get_by_role("heading", name="My model")).to_be_visible()
 
 
+def signed_in_new_user(host: Host, context: BrowserContext) -> tuple[Page, str]:
+    """A page signed in as a new user (role user), and that user's settings token."""
+    _name, token = new_user(host)
+    page = context.new_page()
+    sign_in(page, host, token)
+    return page, token
+
+
 def shot(page: Page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
@@ -120,9 +128,7 @@ def test_sign_in_and_choose_a_model(host: Host, context: BrowserContext) -> None
 def test_a_bad_temperature_shows_its_message_and_nothing_changes(
     host: Host, context: BrowserContext
 ) -> None:
-    _name, token = new_user(host)
-    page = context.new_page()
-    sign_in(page, host, token)
+    page, token = signed_in_new_user(host, context)
     before = settings_of(host, token)
     page.get_by_label("Temperature").fill("7")
     page.get_by_role("button", name="Save").click()
@@ -162,9 +168,7 @@ def test_a_google_key_makes_gemini_selectable(host: Host, context: BrowserContex
 def test_chat_streams_a_reply_and_usage_shows_it(host: Host, context: BrowserContext) -> None:
     wait_healthy(host)
     host.ensure_llama_running()
-    _name, token = new_user(host)
-    page = context.new_page()
-    sign_in(page, host, token)
+    page, _token = signed_in_new_user(host, context)
     page.get_by_role("link", name="Try it").click()
     page.get_by_label("Message").fill("Say hello in five words.")
     with page.expect_response(re.compile(r"/try/stream$")) as streamed:
@@ -194,9 +198,7 @@ def test_chat_streams_a_reply_and_usage_shows_it(host: Host, context: BrowserCon
 
 
 def test_a_write_without_the_csrf_token_is_refused(host: Host, context: BrowserContext) -> None:
-    _name, token = new_user(host)
-    page = context.new_page()
-    sign_in(page, host, token)
+    page, token = signed_in_new_user(host, context)
     before = settings_of(host, token)
     form = {"llm_model": host.local_model, "llm_temperature": "1.9", "llm_max_tokens": "32"}
     refused = page.request.post(f"{host.settings_url}/", form=form)
@@ -211,9 +213,7 @@ def test_a_write_without_the_csrf_token_is_refused(host: Host, context: BrowserC
 def test_a_non_admin_sees_no_admin_section_and_gets_403(
     host: Host, context: BrowserContext
 ) -> None:
-    _name, token = new_user(host)
-    page = context.new_page()
-    sign_in(page, host, token)
+    page, token = signed_in_new_user(host, context)
     expect(page.get_by_role("link", name="Admin")).to_have_count(0)
     assert page.request.get(f"{host.settings_url}/admin").status == 403
     with host.settings() as client:
@@ -273,9 +273,7 @@ def test_the_other_pages_keyboard_and_phone_width(host: Host, browser: Browser) 
 
 
 def test_sign_out_ends_the_session(host: Host, context: BrowserContext) -> None:
-    _name, token = new_user(host)
-    page = context.new_page()
-    sign_in(page, host, token)
+    page, _token = signed_in_new_user(host, context)
     cookie = next(c for c in context.cookies() if c["name"] == "nova_session")
     assert cookie["httpOnly"] and cookie["sameSite"] == "Strict" and cookie["expires"] > 0
     page.get_by_role("button", name="Sign out").click()

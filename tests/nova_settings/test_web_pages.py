@@ -33,6 +33,19 @@ def sign_in(service: Service, token: str | None = None) -> httpx.Client:
     return web
 
 
+def save_model(web: httpx.Client, html: str, temperature: str, max_tokens: str) -> httpx.Response:
+    """My model's form, posted as the browser would (with the page's CSRF token)."""
+    return web.post(
+        "/",
+        data={
+            "csrf_token": csrf_of(html),
+            "llm_model": LOCAL_MODEL,
+            "llm_temperature": temperature,
+            "llm_max_tokens": max_tokens,
+        },
+    )
+
+
 @pytest.fixture
 def web(service: Service) -> Iterator[httpx.Client]:
     client = sign_in(service)
@@ -111,27 +124,11 @@ def test_a_bad_temperature_is_shown_at_its_field_and_nothing_is_saved(
     before = service.db_row()
     html = web.get("/").text
     for bad, message in (("5", "less than or equal to 2"), ("warm", "Enter a number.")):
-        r = web.post(
-            "/",
-            data={
-                "csrf_token": csrf_of(html),
-                "llm_model": LOCAL_MODEL,
-                "llm_temperature": bad,
-                "llm_max_tokens": "100",
-            },
-        )
+        r = save_model(web, html, bad, "100")
         assert r.status_code == 422
         assert re.search(r'id="llm_temperature-error" class="error">[^<]*' + message, r.text)
         assert 'aria-invalid="true"' in r.text
-    r = web.post(
-        "/",
-        data={
-            "csrf_token": csrf_of(html),
-            "llm_model": LOCAL_MODEL,
-            "llm_temperature": "0.3",
-            "llm_max_tokens": "999999",
-        },
-    )
+    r = save_model(web, html, "0.3", "999999")
     assert r.status_code == 422 and 'id="llm_max_tokens-error"' in r.text
     assert service.db_row() == before
 
@@ -140,15 +137,7 @@ def test_saving_my_model_changes_what_the_api_reads(
     service: Service, web: httpx.Client, client: httpx.Client, fresh_settings: dict
 ) -> None:
     html = web.get("/").text
-    r = web.post(
-        "/",
-        data={
-            "csrf_token": csrf_of(html),
-            "llm_model": LOCAL_MODEL,
-            "llm_temperature": "0.25",
-            "llm_max_tokens": "512",
-        },
-    )
+    r = save_model(web, html, "0.25", "512")
     assert r.status_code == 303 and r.headers["location"] == "/?saved=1"
     saved = client.get("/api/user-settings/").json()
     assert (saved["llm_temperature"], saved["llm_max_tokens"]) == (0.25, 512)

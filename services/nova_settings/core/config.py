@@ -7,7 +7,6 @@ field's alias. Unset or empty variables keep the default.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -15,24 +14,19 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from nova_common.credentials import credential_path, read_secret
 from nova_common.suite import STATUS_UNITS
 
 Provider = Literal["google", "langsmith"]
 PROVIDERS: tuple[Provider, ...] = ("google", "langsmith")
 
 
-def _credential(name: str) -> Path | None:
-    """A file systemd passes with ``LoadCredential=NAME:...``, if the unit has credentials."""
-    directory = os.environ.get("CREDENTIALS_DIRECTORY", "").strip()
-    return Path(directory) / name if directory else None
-
-
 def _credential_key_file() -> Path | None:
-    return _credential("gateway-master-key")
+    return credential_path("gateway-master-key")
 
 
 def _credential_metrics_token() -> Path | None:
-    return _credential("metrics-token")
+    return credential_path("metrics-token")
 
 
 class Config(BaseSettings):
@@ -142,18 +136,8 @@ class Config(BaseSettings):
 
     def gateway_master_key(self) -> str | None:
         """The gateway master key, read fresh from its file (it may be rotated)."""
-        return _read_secret(self.gateway_key_file)
+        return read_secret(self.gateway_key_file)
 
     def metrics_token(self) -> str | None:
         """Prometheus' scrape token, read fresh from its file."""
-        return _read_secret(self.metrics_token_file)
-
-
-def _read_secret(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    try:
-        value = path.read_text(encoding="utf-8").strip()
-    except OSError:
-        return None
-    return value or None
+        return read_secret(self.metrics_token_file)

@@ -16,14 +16,13 @@ import logging
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime
 from pathlib import Path
 
 from nova_common.gateway_identity import Identity, next_utc_midnight, utc_day, write_snapshot
 
 from ..core.config import Config
 from ..core.db import Database
-from ..crud import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
+from ..crud import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, utcnow
 from ..models import Usage, User, UserSettings, WebSession
 from . import litellm_config
 
@@ -75,7 +74,7 @@ def over_budget_user_ids(day: str | None = None) -> set[int]:
 
 def _try_key_hashes() -> dict[int, list[str]]:
     """User id -> the Try-it keys of their live settings-page sessions (web/session.py)."""
-    now = datetime.now(UTC).isoformat(timespec="seconds")
+    now = utcnow()
     out: dict[int, list[str]] = {}
     for digest, user_id in (
         WebSession.select(WebSession.try_key_hash, WebSession.user)

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from .. import discovery
 from ..core.config import Config
 
 
@@ -78,9 +79,7 @@ def last_rollback(config: Config) -> Recorded | None:
 async def in_use(client: httpx.AsyncClient, config: Config) -> InUse:
     """The model file and build llama-server says it runs."""
     try:
-        response = await client.get(f"{config.llama_url}/props", timeout=config.discovery_timeout_s)
-        response.raise_for_status()
-        props = response.json()
+        props = await discovery.llama_props(client, config)
     except (httpx.HTTPError, ValueError) as exc:
         return InUse(error=f"llama-server /props: {type(exc).__name__}")
     if not isinstance(props, dict):

@@ -14,16 +14,12 @@ from dataclasses import dataclass, field
 
 import httpx
 
+from nova_common import promql
+
 from .charts import PALETTE
 
 WIDTH, HEIGHT, LEFT, BOTTOM, TOP = 320, 140, 44, 20, 8
 RANGES = {"1h": (3600, 30), "1d": (86400, 600)}  # seconds shown, step
-
-TTFT = "sum by (le) (rate(litellm_llm_api_time_to_first_token_metric_bucket[5m]))"
-# The gateway's model requests (not its /metrics), its server-side failures and its refusals.
-REQUESTS = 'litellm_proxy_total_requests_metric_total{route!="/metrics"}'
-ERRORS = 'litellm_proxy_failed_requests_metric_total{exception_status=~"5.."}'
-REFUSED = 'litellm_proxy_failed_requests_metric_total{exception_status=~"4..",route!="/metrics"}'
 
 
 @dataclass(frozen=True)
@@ -44,23 +40,23 @@ STATUS_PLOTS = (
         "Gateway requests and errors",
         "per s",
         (
-            Query("requests", f"sum(rate({REQUESTS}[5m]))"),
-            Query("errors (5xx)", f"sum(rate({ERRORS}[5m]))"),
-            Query("refused (4xx)", f"sum(rate({REFUSED}[5m]))"),
+            Query("requests", promql.per_second(promql.REQUESTS)),
+            Query("errors (5xx)", promql.per_second(promql.ERRORS)),
+            Query("refused (4xx)", promql.per_second(promql.REFUSED)),
         ),
     ),
     PlotSpec(
         "Time to first token",
         "s",
         (
-            Query("p50", f"histogram_quantile(0.5, {TTFT})"),
-            Query("p95", f"histogram_quantile(0.95, {TTFT})"),
+            Query("p50", promql.ttft_quantile(0.5)),
+            Query("p95", promql.ttft_quantile(0.95)),
         ),
     ),
     PlotSpec(
         "Tokens generated",
         "per s",
-        (Query("tokens/s", "sum(rate(litellm_output_tokens_metric_total[5m]))"),),
+        (Query("tokens/s", promql.per_second(promql.COMPLETION_COUNTER)),),
     ),
     PlotSpec("GPU utilisation", "%", (Query("GPU {gpu}", "nova_gpu_utilization_percent"),)),
     PlotSpec(
@@ -81,8 +77,9 @@ def usage_plots(user: str | None) -> tuple[PlotSpec, ...]:
             (
                 Query(
                     "{user}",
-                    "sum by (user) (rate(litellm_proxy_total_requests_metric_total"
-                    f'{{route!="/metrics"{only}}}[5m]))',
+                    promql.per_second(
+                        f"{promql.REQUEST_COUNTER}{{{promql.MODEL_ROUTES}{only}}}", by="user"
+                    ),
                 ),
             ),
         ),
@@ -92,7 +89,7 @@ def usage_plots(user: str | None) -> tuple[PlotSpec, ...]:
             (
                 Query(
                     "{user}",
-                    f"sum by (user) (rate(litellm_output_tokens_metric_total{{{only[1:]}}}[5m]))",
+                    promql.per_second(f"{promql.COMPLETION_COUNTER}{{{only[1:]}}}", by="user"),
                 ),
             ),
         ),

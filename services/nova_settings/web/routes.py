@@ -29,9 +29,8 @@ from ..api.middleware import USER_STATE_KEY
 from ..api.routes import gateway_key, keys, system, usage, users
 from ..api.routes.settings import apply_changes
 from ..core.config import PROVIDERS, Config, Provider
-from ..crud import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE
 from ..gateway import identity, litellm_config
-from ..schemas import SettingsPut, UserCreate, UserPatch, ValidateKeyIn
+from ..schemas import SettingsOut, SettingsPut, UserCreate, UserPatch, ValidateKeyIn
 from . import charts, host_state, plots, session
 from .render import page, static_file
 from .session import COOKIE_NAME, CSRF_FIELD, CSRF_HEADER, SignedIn
@@ -235,13 +234,18 @@ async def signout(request: Request, signed: Web) -> Response:
 # --- My model -------------------------------------------------------------------------------------
 
 
+SETTING_FIELDS = {"llm_model", "llm_temperature", "llm_max_tokens"}
+
+
 def _current_settings(signed: SignedIn, config: Config) -> dict[str, Any]:
+    """The form's values: the saved row as the API shows it, or the defaults it would seed."""
     saved = signed.user.settings
-    return {
-        "llm_model": (saved.llm_model if saved else None) or config.local_model or "",
-        "llm_temperature": saved.llm_temperature if saved else DEFAULT_TEMPERATURE,
-        "llm_max_tokens": saved.llm_max_tokens if saved else DEFAULT_MAX_TOKENS,
-    }
+    current = (
+        SettingsOut.of(saved, config.local_model)
+        if saved is not None
+        else SettingsOut(**crud.default_settings_row(signed.user.id, config.local_model))
+    )
+    return current.model_dump(include=SETTING_FIELDS) | {"llm_model": current.llm_model or ""}
 
 
 async def _model_page(
@@ -300,21 +304,10 @@ def _number(text: str, kind: type[int] | type[float]) -> object:
         return text
 
 
-FIELD_LABELS = {
-    "llm_model": "Model",
-    "llm_temperature": "Temperature",
-    "llm_max_tokens": "Max tokens",
-}
-
-
 @router.post("/")
 async def save_model(request: Request, signed: Web) -> Response:
     fields = await read_form(request, signed)
-    values = {
-        "llm_model": fields.get("llm_model", ""),
-        "llm_temperature": fields.get("llm_temperature", ""),
-        "llm_max_tokens": fields.get("llm_max_tokens", ""),
-    }
+    values = {name: fields.get(name, "") for name in SETTING_FIELDS}
     errors: dict[str, str] = {}
     try:
         body = SettingsPut.model_validate(
@@ -401,7 +394,9 @@ def _admit_try_key(db: Any, config: Config, signed: SignedIn) -> None:
         identity.publish(db, config)
 
 
-def _chat_body(message: str, stream: bool) -> dict[str, Any]:
+def _chat_request(request: Request, signed: SignedIn, message: str, stream: bool) -> httpx.Request:
+    """The chat completion Try it sends the gateway as the signed-in user (their settings:
+    ``model="default"``), with the session's own gateway key."""
     body: dict[str, Any] = {
         "model": "default",
         "messages": [{"role": "user", "content": message}],
@@ -409,7 +404,14 @@ def _chat_body(message: str, stream: bool) -> dict[str, Any]:
     }
     if stream:
         body["stream_options"] = {"include_usage": True}
-    return body
+    client: httpx.AsyncClient = request.app.state.local_client
+    return client.build_request(
+        "POST",
+        f"{_config(request).gateway_url}/v1/chat/completions",
+        json=body,
+        headers={"authorization": f"Bearer {session.try_key(signed.cookie)}"},
+        timeout=httpx.Timeout(300, connect=5),
+    )
 
 
 def _gateway_error(response_body: bytes, status_code: int) -> str:
@@ -443,15 +445,9 @@ async def try_without_js(request: Request, signed: Web) -> Response:
     """The form's plain POST (no JavaScript): the whole reply at once."""
     fields = await read_form(request, signed)
     message = await _prepare_try(request, signed, fields.get("message", ""))
-    config = _config(request)
     client: httpx.AsyncClient = request.app.state.local_client
     try:
-        upstream = await client.post(
-            f"{config.gateway_url}/v1/chat/completions",
-            json=_chat_body(message, stream=False),
-            headers={"authorization": f"Bearer {session.try_key(signed.cookie)}"},
-            timeout=300,
-        )
+        upstream = await client.send(_chat_request(request, signed, message, stream=False))
     except httpx.HTTPError as exc:
         raise PageError(502, f"The gateway could not be reached: {type(exc).__name__}") from None
     if upstream.status_code != 200:
@@ -477,17 +473,11 @@ async def try_stream(request: Request, signed: Web) -> Response:
     if not isinstance(message, str):
         raise PageError(422, 'Send {"message": "..."} as JSON.')
     message = await _prepare_try(request, signed, message)
-    config = _config(request)
     client: httpx.AsyncClient = request.app.state.local_client
-    outgoing = client.build_request(
-        "POST",
-        f"{config.gateway_url}/v1/chat/completions",
-        json=_chat_body(message, stream=True),
-        headers={"authorization": f"Bearer {session.try_key(signed.cookie)}"},
-        timeout=httpx.Timeout(300, connect=5),
-    )
     try:
-        upstream = await client.send(outgoing, stream=True)
+        upstream = await client.send(
+            _chat_request(request, signed, message, stream=True), stream=True
+        )
     except httpx.HTTPError as exc:
         raise PageError(502, f"The gateway could not be reached: {type(exc).__name__}") from None
     if upstream.status_code != 200:

@@ -27,7 +27,7 @@ import peewee
 from nova_common.gateway_identity import KEY_PREFIX, hash_key
 
 from ..core.db import Database
-from ..core.security import TOKEN_RE, hash_token
+from ..core.security import TOKEN_RE, hash_token, secrets_match
 from ..fast_read import AuthenticatedUser, StoredSettings
 from ..models import User, UserSettings, WebSession
 
@@ -122,9 +122,7 @@ def end(db: Database, cookie: str) -> bool:
 
 
 def csrf_ok(signed_in: SignedIn, presented: str | None) -> bool:
-    return presented is not None and hmac.compare_digest(
-        presented.encode("utf-8"), signed_in.csrf_token.encode("utf-8")
-    )
+    return presented is not None and secrets_match(presented, signed_in.csrf_token)
 
 
 def try_key(cookie: str) -> str:

@@ -1,0 +1,28 @@
+"""Secrets a unit receives from systemd (``LoadCredential=NAME:PATH``) or from a named file.
+
+systemd copies each credential into ``$CREDENTIALS_DIRECTORY`` when the unit starts; the copy
+does not change while the process runs (a rotated secret reaches a unit when it restarts).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def credential_path(name: str) -> Path | None:
+    """Where the credential ``name`` lies, if the unit has credentials at all."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY", "").strip()
+    return Path(directory) / name if directory else None
+
+
+def read_secret(path: Path | None) -> str | None:
+    """The secret in ``path`` without surrounding whitespace; None when unset, unreadable or
+    empty."""
+    if path is None:
+        return None
+    try:
+        value = path.read_text(encoding="utf-8").strip()
+    except OSError:
+        return None
+    return value or None
