@@ -28,8 +28,9 @@ from litellm.proxy._types import UserAPIKeyAuth
 
 from nova_common.gateway_identity import OPERATOR_USER_ID, Identity
 
-from . import metrics_tuning
+from . import backend_restarts, metrics_tuning
 from .auth import IDENTITY_METADATA, reader
+from .router import has_fallbacks, proxy_router
 from .settings import settings
 from .usage import recorder, send_before_litellm_shuts_down
 
@@ -39,12 +40,6 @@ DEFAULT_MODEL = "default"
 COMPLETION_CALLS = frozenset({"completion", "acompletion", "text_completion", "atext_completion"})
 LIMIT_TTL_S = 60.0
 NOT_OFFERED = "the gateway does not offer this model now"
-
-
-def _router() -> Any:
-    from litellm.proxy.proxy_server import llm_router  # set once the config is loaded
-
-    return llm_router
 
 
 def _bad_request(message: str) -> HTTPException:
@@ -73,7 +68,7 @@ class ModelLimits:
         return value
 
     async def _lookup(self, model: str) -> int | None:
-        router = _router()
+        router = proxy_router()
         deployments = [d for d in (router.model_list if router else []) if d["model_name"] == model]
         if not deployments:
             return None
@@ -105,7 +100,7 @@ class NovaProxyHooks(CustomLogger):
         reason = reader().unavailable_reason(model)
         if reason is not None:
             return reason
-        router = _router()
+        router = proxy_router()
         if router is not None and model not in router.model_names:
             return NOT_OFFERED
         return None
@@ -168,7 +163,7 @@ class NovaProxyHooks(CustomLogger):
             model_id = (litellm_call_info or {}).get("model_id")
             if not model_id:
                 model_id = (getattr(response, "_hidden_params", None) or {}).get("model_id")
-            router = _router()
+            router = proxy_router()
             deployment = router.get_deployment(model_id=model_id) if router and model_id else None
             if deployment is not None:
                 headers["x-nova-model"] = _header_safe(deployment.model_name)
@@ -209,7 +204,7 @@ class NovaProxyHooks(CustomLogger):
         original_exception: Exception,
         user_api_key_dict: UserAPIKeyAuth,
         traceback_str: str | None = None,
-    ) -> None:
+    ) -> HTTPException | None:
         # Failures of the backends (5xx, timeouts, refused connections) count as errors;
         # refusals of bad input (4xx) record nothing.
         status = getattr(original_exception, "status_code", None) or getattr(
@@ -219,12 +214,45 @@ class NovaProxyHooks(CustomLogger):
             status = int(status) if status is not None else 500
         except (TypeError, ValueError):
             status = 500
+        model = str(request_data.get("model") or "unknown")
         user_id = (request_data.get("metadata") or {}).get("nova_user_id")
-        if status < 500 or not isinstance(user_id, int):
-            return
-        recorder.add(user_id, str(request_data.get("model") or "unknown"), error=True)
+        if status >= 500 and isinstance(user_id, int):
+            recorder.add(user_id, model, error=True)
+        return _backend_unavailable(model, status, original_exception)
+
+
+# LiteLLM's exceptions for a backend that did not answer or failed (its own 5xx classes).
+BACKEND_FAILURES = (
+    litellm.APIConnectionError,
+    litellm.ServiceUnavailableError,
+    litellm.InternalServerError,
+)
+
+
+def _backend_unavailable(model: str, status: int, exc: Exception) -> HTTPException | None:
+    """A backend did not answer (refused, dropped, still loading past the wait of
+    backend_restarts.py) or failed, and so did the fallbacks: 503 with Retry-After and the
+    model's name, not LiteLLM's 500 a client cannot tell from a bug. Anything else (our own
+    errors included) keeps its status."""
+    if status < 500 or not isinstance(exc, BACKEND_FAILURES):
+        return None
+    local = model == settings().local_model
+    if local and not has_fallbacks(model):
+        message = backend_restarts.gone_message(model, settings().backend_wait_s)
+    else:
+        message = (
+            f"model {model} is unavailable: its backend "
+            f"({'llama-server' if local else 'the provider'}) failed or did not answer, and so "
+            f"did its fallbacks. Retry after {settings().retry_after_s} s."
+        )
+    return HTTPException(
+        status_code=503,
+        detail={"error": message},
+        headers={"Retry-After": str(settings().retry_after_s)},
+    )
 
 
 proxy_hooks = NovaProxyHooks()
 send_before_litellm_shuts_down()
 metrics_tuning.install()
+backend_restarts.install()

@@ -20,6 +20,11 @@ class GatewaySettings:
     # Prometheus' scrape token (LoadCredential=metrics-token), read once: auth compares every
     # request's key with it, and a credential does not change while the process runs.
     metrics_token: str | None
+    # How long a request for the local model waits for llama-server to come back (its unit's
+    # RestartSec plus the model's load), and the Retry-After of the 503 past it
+    # (backend_restarts.py).
+    backend_wait_s: float
+    retry_after_s: int
 
     def master_key(self) -> str | None:
         return os.environ.get("LITELLM_MASTER_KEY") or None
@@ -35,6 +40,8 @@ def settings() -> GatewaySettings:
         local_model=os.environ.get("NOVA_LOCAL_MODEL", ""),
         usage_flush_s=float(os.environ.get("NOVA_USAGE_FLUSH_S", "1.0")),
         metrics_token=read_secret(_metrics_token_file()),
+        backend_wait_s=float(os.environ.get("NOVA_BACKEND_WAIT_S", "30")),
+        retry_after_s=int(os.environ.get("NOVA_BACKEND_RETRY_AFTER_S", "10")),
     )
 
 

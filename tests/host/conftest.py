@@ -40,7 +40,7 @@ import pytest
 
 from tests.standins.gemini_api import GeminiStandin
 
-from .hostlib import Host, provisioned_host
+from .hostlib import METRICS_TOKEN_FILE, Host, provisioned_host
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
@@ -79,3 +79,8 @@ def with_key(host: Host, gemini: GeminiStandin) -> Host:
     host.wait_routes_normal()
     gemini.reset()
     return host
+
+
+@pytest.fixture(scope="session")
+def metrics_token(host: Host) -> str:
+    return host.ssh(f"cat {METRICS_TOKEN_FILE}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import socket
 import subprocess
@@ -188,6 +189,15 @@ class Host:
         self.wait_gateway_settled(after=before)
         assert self.gemini_model in self.gateway_models()
 
+    def ensure_no_google_key(self) -> None:
+        """No Google key stored and the gateway serving the local model alone."""
+        if self.gemini_model not in self.gateway_models():
+            return
+        before = self.unit("nova-litellm.service", "InvocationID")["InvocationID"]
+        self.delete_google_key()
+        self.wait_gateway_settled(after=before)
+        assert self.gemini_model not in self.gateway_models()
+
     def ensure_llama_running(self, timeout: float = 60) -> None:
         self.ssh("systemctl start nova-llama-server")
         deadline = time.monotonic() + timeout
@@ -213,6 +223,30 @@ class Host:
                     return time.monotonic() - start
                 time.sleep(1)
         raise AssertionError(f"routes not back to normal: local={local_ok} gemini={gemini_ok}")
+
+
+METRICS_TOKEN_FILE = "/etc/nova/secrets/metrics-token"
+
+
+def scrape(url: str, token: str | None) -> str:
+    headers = {"authorization": f"Bearer {token}"} if token else {}
+    # LiteLLM answers /metrics with a redirect to /metrics/, where its metrics app is mounted.
+    response = httpx.get(f"{url}/metrics", headers=headers, timeout=30, follow_redirects=True)
+    assert response.status_code == 200, response.text[:300]
+    return response.text
+
+
+def total(text: str, name: str, **labels: str) -> float:
+    """The sum of every sample of ``name`` whose labels include ``labels``."""
+    out = 0.0
+    for line in text.splitlines():
+        match = re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})? ([0-9.e+-]+)$", line)
+        if not match:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            out += float(match.group(2))
+    return out
 
 
 # --- request helpers shared by the tests ----------------------------------------------------

@@ -5,44 +5,15 @@ tests, and no secret in any metric."""
 from __future__ import annotations
 
 import json
-import re
 import time
 
 import httpx
 import openai
-import pytest
 
-from .hostlib import PROMETHEUS_PORT, Host, wait_healthy
+from .hostlib import PROMETHEUS_PORT, Host, scrape, total, wait_healthy
 from .test_users import add_user, gateway_key, unique
 
 PROMETHEUS = f"http://127.0.0.1:{PROMETHEUS_PORT}"
-METRICS_TOKEN_FILE = "/etc/nova/secrets/metrics-token"
-
-
-@pytest.fixture(scope="module")
-def metrics_token(host: Host) -> str:
-    return host.ssh(f"cat {METRICS_TOKEN_FILE}")
-
-
-def scrape(url: str, token: str | None) -> str:
-    headers = {"authorization": f"Bearer {token}"} if token else {}
-    # LiteLLM answers /metrics with a redirect to /metrics/, where its metrics app is mounted.
-    response = httpx.get(f"{url}/metrics", headers=headers, timeout=30, follow_redirects=True)
-    assert response.status_code == 200, response.text[:300]
-    return response.text
-
-
-def total(text: str, name: str, **labels: str) -> float:
-    """The sum of every sample of ``name`` whose labels include ``labels``."""
-    out = 0.0
-    for line in text.splitlines():
-        match = re.match(rf"^{re.escape(name)}(\{{[^}}]*\}})? ([0-9.e+-]+)$", line)
-        if not match:
-            continue
-        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(1) or ""))
-        if all(found.get(k) == v for k, v in labels.items()):
-            out += float(match.group(2))
-    return out
 
 
 def alerts() -> list[dict]:
