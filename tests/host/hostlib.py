@@ -13,6 +13,7 @@ import re
 import shlex
 import socket
 import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -408,6 +409,69 @@ out = {{
 }}
 print(json.dumps(out))
 """
+
+
+@dataclass
+class Load:
+    """``threads`` clients sending completions of ``content`` for ``model`` until stopped."""
+
+    host: Host
+    model: str
+    stream: bool = False
+    threads: int = 4
+    content: str = "Say hello."
+    max_tokens: int = 4
+    timeout: float = 90
+    answers: list[tuple[float, Answer]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._workers = [
+            threading.Thread(target=self._run, daemon=True) for _ in range(self.threads)
+        ]
+
+    def _run(self) -> None:
+        with httpx.Client(
+            base_url=self.host.gateway_url,
+            headers={"Authorization": f"Bearer {self.host.gateway_key}"},
+            timeout=self.timeout,
+        ) as client:
+            while not self._stop.is_set():
+                answer = chat(
+                    client,
+                    self.model,
+                    self.content,
+                    max_tokens=self.max_tokens,
+                    stream=self.stream,
+                )
+                with self._lock:
+                    self.answers.append((time.monotonic(), answer))
+
+    def __enter__(self) -> Load:
+        for worker in self._workers:
+            worker.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=self.timeout + 30)
+
+    def since(self, t0: float) -> list[Answer]:
+        with self._lock:
+            return [a for t, a in self.answers if t >= t0]
+
+    def wait_for(self, t0: float, backend: str, timeout: float) -> float | None:
+        """Seconds from ``t0`` until an answer finished after ``t0`` came from ``backend``."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            with self._lock:
+                for t, answer in self.answers:
+                    if t >= t0 and served_by(answer) == backend:
+                        return t - t0
+            time.sleep(0.2)
+        return None
 
 
 def python_as_db_owner(host: Host, script: str) -> str:

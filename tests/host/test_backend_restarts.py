@@ -8,14 +8,11 @@ backend that stays away past the wait answers 503 with Retry-After, naming the m
 
 from __future__ import annotations
 
-import threading
 import time
-from dataclasses import dataclass, field
 
-import httpx
 import pytest
 
-from .hostlib import Answer, Host, chat, scrape, total
+from .hostlib import Host, Load, chat, scrape, total
 
 PROMPT = "Count from 1 to 60 in words, separated by commas."
 REPLY_TOKENS = 60
@@ -31,45 +28,6 @@ def local_only(host: Host) -> Host:
     return host
 
 
-@dataclass
-class StreamingLoad:
-    """``clients`` threads streaming chat-length replies of the local model until stopped."""
-
-    host: Host
-    clients: int
-    answers: list[Answer] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self._stop = threading.Event()
-        self._lock = threading.Lock()
-        self._threads = [
-            threading.Thread(target=self._run, daemon=True) for _ in range(self.clients)
-        ]
-
-    def _run(self) -> None:
-        with httpx.Client(
-            base_url=self.host.gateway_url,
-            headers={"Authorization": f"Bearer {self.host.gateway_key}"},
-            timeout=120,
-        ) as client:
-            while not self._stop.is_set():
-                answer = chat(
-                    client, self.host.local_model, PROMPT, max_tokens=REPLY_TOKENS, stream=True
-                )
-                with self._lock:
-                    self.answers.append(answer)
-
-    def __enter__(self) -> StreamingLoad:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=180)
-
-
 @pytest.mark.parametrize("clients", [4, 16])
 def test_kill_9_under_streaming_load_loses_no_request(
     local_only: Host, metrics_token: str, clients: int
@@ -77,7 +35,16 @@ def test_kill_9_under_streaming_load_loses_no_request(
     host = local_only
     before = host.unit("nova-llama-server.service", "MainPID", "NRestarts")
     metrics_before = scrape(host.gateway_url, metrics_token)
-    with StreamingLoad(host, clients) as load:
+    load = Load(
+        host,
+        host.local_model,
+        stream=True,
+        threads=clients,
+        content=PROMPT,
+        max_tokens=REPLY_TOKENS,
+        timeout=120,
+    )
+    with load:
         time.sleep(6)
         host.ssh(f"kill -9 {before['MainPID']}")
         time.sleep(14)
@@ -88,7 +55,7 @@ def test_kill_9_under_streaming_load_loses_no_request(
         labels = {"model": host.local_model, "outcome": outcome}
         return round(total(metrics_after, name, **labels) - total(metrics_before, name, **labels))
 
-    answers = load.answers
+    answers = [answer for _, answer in load.answers]
     ok = [a for a in answers if a.ok]
     before_first_token = [a for a in answers if not a.ok and not a.first_token]
     cut_with_error = [a for a in answers if not a.ok and a.first_token]
