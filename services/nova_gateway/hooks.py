@@ -28,7 +28,7 @@ from litellm.proxy._types import UserAPIKeyAuth
 
 from nova_common.gateway_identity import OPERATOR_USER_ID, Identity
 
-from . import backend_restarts, metrics_tuning
+from . import backend_restarts, metrics_cost, metrics_tuning
 from .auth import IDENTITY_METADATA, reader
 from .router import has_fallbacks, proxy_router
 from .settings import settings
@@ -255,4 +255,5 @@ def _backend_unavailable(model: str, status: int, exc: Exception) -> HTTPExcepti
 proxy_hooks = NovaProxyHooks()
 send_before_litellm_shuts_down()
 metrics_tuning.install()
+metrics_cost.install()  # after the tuning: times what runs
 backend_restarts.install()
