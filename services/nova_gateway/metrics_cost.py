@@ -102,40 +102,29 @@ class _Metered:
                 value, error = None, thrown
 
 
-def _metered(method: Callable[..., Any]) -> Callable[..., Any]:
-    if inspect.iscoroutinefunction(method):
-
-        @functools.wraps(method)
-        async def async_metered(*args: Any, **kwargs: Any) -> Any:
-            return await _Metered(method(*args, **kwargs))
-
-        wrapper: Callable[..., Any] = async_metered
-    else:
-
-        @functools.wraps(method)
-        def sync_metered(*args: Any, **kwargs: Any) -> Any:
-            start = perf_counter()
-            try:
-                return method(*args, **kwargs)
-            finally:
-                spent("hooks", perf_counter() - start)
-
-        wrapper = sync_metered
-    wrapper.__nova_metered__ = True  # type: ignore[attr-defined]
-    return wrapper
-
-
-def _metered_render(render: Callable[..., bytes]) -> Callable[..., bytes]:
-    @functools.wraps(render)
-    def metered_render(*args: Any, **kwargs: Any) -> bytes:
-        start = thread_time()
+def _timed(function: Callable[..., Any], part: str, clock: Callable[[], float]) -> Any:
+    @functools.wraps(function)
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        start = clock()
         try:
-            return render(*args, **kwargs)
+            return function(*args, **kwargs)
         finally:
-            spent("scrapes", thread_time() - start)
+            spent(part, clock() - start)
 
-    metered_render.__nova_metered__ = True  # type: ignore[attr-defined]
-    return metered_render
+    timed.__nova_metered__ = True  # type: ignore[attr-defined]
+    return timed
+
+
+def _metered(method: Callable[..., Any]) -> Callable[..., Any]:
+    if not inspect.iscoroutinefunction(method):
+        return _timed(method, "hooks", perf_counter)
+
+    @functools.wraps(method)
+    async def async_metered(*args: Any, **kwargs: Any) -> Any:
+        return await _Metered(method(*args, **kwargs))
+
+    async_metered.__nova_metered__ = True  # type: ignore[attr-defined]
+    return async_metered
 
 
 def install() -> None:
@@ -151,4 +140,5 @@ def install() -> None:
             setattr(PrometheusLogger, name, _metered(method))
     render = getattr(prometheus_metrics_endpoint, "render_scrape", None)
     if render is not None and not getattr(render, "__nova_metered__", False):
-        prometheus_metrics_endpoint.render_scrape = _metered_render(render)
+        # Scrapes render in a worker thread: its own CPU clock is exact there.
+        prometheus_metrics_endpoint.render_scrape = _timed(render, "scrapes", thread_time)
