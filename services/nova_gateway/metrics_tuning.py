@@ -200,12 +200,6 @@ def _fast_plan(logger: Any) -> dict[str, tuple[str, ...]] | None:
     return plan
 
 
-def _seconds(start: object, end: object) -> float | None:
-    if isinstance(start, datetime) and isinstance(end, datetime):
-        return (end - start).total_seconds()
-    return None
-
-
 def _fast_success_event(original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     async def fast_success_event(
@@ -242,16 +236,17 @@ def _fast_success_event(original: Callable[..., Any]) -> Callable[..., Any]:
             if attribute in plan and seconds is not None:
                 child(attribute).observe(seconds)
 
+        seconds = self._safe_duration_seconds  # LiteLLM's own: None unless both are datetimes
         count("litellm_tokens_metric", float(payload["total_tokens"]))
         count("litellm_input_tokens_metric", float(payload["prompt_tokens"]))
         count("litellm_output_tokens_metric", float(payload["completion_tokens"]))
         end = kwargs.get("end_time") or datetime.now()
         api_start = kwargs.get("api_call_start_time")
         if kwargs.get("stream", False) is True:  # LiteLLM's rule: streams only
-            first_token = _seconds(api_start, kwargs.get("completion_start_time"))
+            first_token = seconds(api_start, kwargs.get("completion_start_time"))
             observe("litellm_llm_api_time_to_first_token_metric", first_token)
-        observe("litellm_llm_api_latency_metric", _seconds(api_start, end))
-        total = _seconds(kwargs.get("start_time"), end)
+        observe("litellm_llm_api_latency_metric", seconds(api_start, end))
+        total = seconds(kwargs.get("start_time"), end)
         metadata = (kwargs.get("litellm_params") or {}).get("metadata") or {}
         queued = metadata.get("queue_time_seconds")
         if total is not None and queued is not None and queued >= 0:
