@@ -38,6 +38,9 @@ PROMETHEUS_PORT = 39090 + PORT_OFFSET
 GEMINI_PORT = 38765 + PORT_OFFSET
 LOCAL_MODEL = "SmolLM2-135M-Instruct"
 GEMINI_MODEL = "gemini-2.5-flash"
+# A streamed reply of a few seconds from the local model: long enough to be cut by a restart.
+COUNTING_PROMPT = "Count from 1 to 60 in words, separated by commas."
+COUNTING_TOKENS = 60
 # The key the Gemini stand-in accepts (a fixed one, so a kept host's stored key stays valid).
 GEMINI_KEY = "AIzaHostTestKey0123456789abcdefghijklmno"
 NOVA_HOST = ROOT / "scripts" / "nova-host"

@@ -12,10 +12,8 @@ import time
 
 import pytest
 
-from .hostlib import Host, Load, chat, scrape, total
+from .hostlib import COUNTING_PROMPT, COUNTING_TOKENS, Host, Load, chat, scrape, total
 
-PROMPT = "Count from 1 to 60 in words, separated by commas."
-REPLY_TOKENS = 60
 CUT = "nova_gateway_backend_cut_streams_total"
 WAITS = "nova_gateway_backend_waits_total"
 
@@ -40,8 +38,8 @@ def test_kill_9_under_streaming_load_loses_no_request(
         host.local_model,
         stream=True,
         threads=clients,
-        content=PROMPT,
-        max_tokens=REPLY_TOKENS,
+        content=COUNTING_PROMPT,
+        max_tokens=COUNTING_TOKENS,
         timeout=120,
     )
     with load:

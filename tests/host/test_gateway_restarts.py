@@ -10,9 +10,7 @@ import time
 
 import pytest
 
-from .hostlib import Host, Load
-
-PROMPT = "Count from 1 to 60 in words, separated by commas."
+from .hostlib import COUNTING_PROMPT, COUNTING_TOKENS, Host, Load
 
 
 @pytest.fixture
@@ -37,7 +35,13 @@ def test_a_gateway_restart_under_streaming_load_loses_no_request(settled: Host, 
     host = settled
     before = host.unit("nova-litellm.service", "MainPID", "NRestarts", "InvocationID")
     load = Load(
-        host, host.local_model, stream=True, threads=4, content=PROMPT, max_tokens=60, timeout=120
+        host,
+        host.local_model,
+        stream=True,
+        threads=4,
+        content=COUNTING_PROMPT,
+        max_tokens=COUNTING_TOKENS,
+        timeout=120,
     )
     refused = 0
     with load:
