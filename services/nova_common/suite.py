@@ -10,7 +10,7 @@ the same units as the role.
 from __future__ import annotations
 
 SERVICE_UNITS = ("nova-llama-server.service", "nova-litellm.service", "nova-settings.service")
-EXTRA_UNITS = ("nova-litellm-reload.path",)
+EXTRA_UNITS = ("nova-litellm.socket", "nova-litellm-reload.path")
 TARGET_UNIT = "nova-llm.target"
 CHECK_UNIT = "nova-llm-check.service"
 # What GET /api/system/status reports on.
