@@ -3,9 +3,9 @@
 ``nova_gateway_metrics_cpu_seconds_total{part}``: the time spent in LiteLLM's Prometheus
 callback (``part="hooks"``: its request hooks, fast path included) and in rendering scrapes
 (``part="scrapes"``). Divided by the requests served it says what the metrics cost each
-request, measured where it is spent, which a side-by-side benchmark on a shared 2-core host
-cannot resolve (two identical gateway processes differ by a few percent in CPU per request).
-``scripts/bench-gateway --metrics-cost`` prints it.
+request, measured where it is spent; ``scripts/bench-gateway --metrics-cost`` prints it beside
+the side-by-side CPU ratio of a gateway with and without metrics (what this count misses is
+their difference: LiteLLM's own dispatch of the callback).
 
 Hooks are timed with ``perf_counter`` around each synchronous stretch of the coroutine (never
 across an ``await`` that suspends, so other requests' work is not counted): on the event loop

@@ -42,7 +42,6 @@ def inherited_socket(environ: MutableMapping[str, str] = os.environ) -> socket.s
     sock = socket.socket(fileno=SD_LISTEN_FDS_START)
     if sock.type != socket.SOCK_STREAM:
         raise SystemExit(f"fd {SD_LISTEN_FDS_START} from systemd is not a stream socket")
-    os.set_inheritable(sock.fileno(), True)
     return sock
 
 
@@ -53,7 +52,7 @@ def serve_on(sock: socket.socket) -> None:
 
     host, port = sock.getsockname()[:2]
 
-    def bind_socket(self: uvicorn.config.Config) -> socket.socket:
+    def inherited(self: uvicorn.config.Config | None = None) -> socket.socket:
         log.info("serving http://%s:%s on the socket systemd holds", host, port)
         return sock
 
@@ -62,12 +61,9 @@ def serve_on(sock: socket.socket) -> None:
     def run_on_socket(
         self: uvicorn.server.Server, sockets: list[socket.socket] | None = None
     ) -> None:
-        if sockets is None:
-            log.info("serving http://%s:%s on the socket systemd holds", host, port)
-            sockets = [sock]
-        run(self, sockets=sockets)
+        run(self, sockets=[inherited()] if sockets is None else sockets)
 
-    uvicorn.config.Config.bind_socket = bind_socket  # type: ignore[method-assign]
+    uvicorn.config.Config.bind_socket = inherited  # type: ignore[method-assign]
     uvicorn.server.Server.run = run_on_socket  # type: ignore[method-assign]
 
 
