@@ -25,10 +25,11 @@ import litellm
 from fastapi import HTTPException
 from litellm.integrations.custom_logger import CustomLogger
 from litellm.proxy._types import UserAPIKeyAuth
+from litellm.proxy.proxy_server import app as proxy_app
 
 from nova_common.gateway_identity import OPERATOR_USER_ID, Identity
 
-from . import backend_restarts, metrics_cost, metrics_tuning
+from . import backend_restarts, metrics, metrics_cost, metrics_tuning
 from .auth import IDENTITY_METADATA, reader
 from .router import has_fallbacks, proxy_router
 from .settings import settings
@@ -183,6 +184,10 @@ class NovaProxyHooks(CustomLogger):
     async def async_log_success_event(
         self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any
     ) -> None:
+        self._count_usage(kwargs)
+        await metrics.forward("async_log_success_event", kwargs, response_obj, start_time, end_time)
+
+    def _count_usage(self, kwargs: dict) -> None:
         user_id = self._user_id(kwargs)
         if user_id is None:
             return
@@ -198,6 +203,35 @@ class NovaProxyHooks(CustomLogger):
             cost=cost,
         )
 
+    # --- the Prometheus series (metrics.py; its success hook is a no-op) -----------------------
+
+    async def async_log_failure_event(
+        self, kwargs: dict, response_obj: Any, start_time: Any, end_time: Any
+    ) -> None:
+        await metrics.forward("async_log_failure_event", kwargs, response_obj, start_time, end_time)
+
+    async def log_success_fallback_event(
+        self, original_model_group: str, kwargs: dict, original_exception: Exception
+    ) -> None:
+        await metrics.forward(
+            "log_success_fallback_event",
+            original_model_group=original_model_group,
+            kwargs=kwargs,
+            original_exception=original_exception,
+        )
+
+    async def log_failure_fallback_event(
+        self, original_model_group: str, kwargs: dict, original_exception: Exception
+    ) -> None:
+        await metrics.forward(
+            "log_failure_fallback_event",
+            original_model_group=original_model_group,
+            kwargs=kwargs,
+            original_exception=original_exception,
+        )
+
+    # --- failures ---------------------------------------------------------------------------
+
     async def async_post_call_failure_hook(
         self,
         request_data: dict,
@@ -205,6 +239,13 @@ class NovaProxyHooks(CustomLogger):
         user_api_key_dict: UserAPIKeyAuth,
         traceback_str: str | None = None,
     ) -> HTTPException | None:
+        await metrics.forward(
+            "async_post_call_failure_hook",
+            request_data=request_data,
+            original_exception=original_exception,
+            user_api_key_dict=user_api_key_dict,
+            traceback_str=traceback_str,
+        )
         # Failures of the backends (5xx, timeouts, refused connections) count as errors;
         # refusals of bad input (4xx) record nothing.
         status = getattr(original_exception, "status_code", None) or getattr(
@@ -253,6 +294,7 @@ def _backend_unavailable(model: str, status: int, exc: Exception) -> HTTPExcepti
 
 
 proxy_hooks = NovaProxyHooks()
+metrics.mount(proxy_app)
 send_before_litellm_shuts_down()
 metrics_tuning.install()
 metrics_cost.install()  # after the tuning: times what runs

@@ -1,11 +1,11 @@
 """What the gateway's own metrics cost, counted on its /metrics.
 
 ``nova_gateway_metrics_cpu_seconds_total{part}``: the time spent in LiteLLM's Prometheus
-callback (``part="hooks"``: its request hooks, fast path included) and in rendering scrapes
-(``part="scrapes"``). Divided by the requests served it says what the metrics cost each
-request, measured where it is spent; ``scripts/bench-gateway --metrics-cost`` prints it beside
-the side-by-side CPU ratio of a gateway with and without metrics (what this count misses is
-their difference: LiteLLM's own dispatch of the callback).
+logger (``part="hooks"``: the hooks our callback hands events to, metrics.py, fast path
+included) and in rendering scrapes (``part="scrapes"``). Divided by the requests served it
+says what the metrics cost each request, measured where it is spent; ``scripts/bench-gateway
+--metrics-cost`` prints it beside the side-by-side CPU ratio of a gateway with and without
+metrics (what this count misses is their difference: the hand-over itself).
 
 Hooks are timed with ``perf_counter`` around each synchronous stretch of the coroutine (never
 across an ``await`` that suspends, so other requests' work is not counted): on the event loop

@@ -14,7 +14,7 @@ from collections import Counter
 
 import pytest
 
-from .hostlib import Answer, Host, Load, chat, served_by
+from .hostlib import Answer, Host, Load, chat, scrape, served_by, total
 
 pytestmark = pytest.mark.host
 
@@ -91,8 +91,10 @@ def test_llama_server_killed_under_load(with_key: Host, stream: bool) -> None:
     [False, True],
     ids=["plain", "stream"],
 )
-def test_gemini_down_falls_back_to_local(with_key: Host, stream: bool) -> None:
+def test_gemini_down_falls_back_to_local(with_key: Host, stream: bool, metrics_token: str) -> None:
     host = with_key
+    fallbacks = "litellm_deployment_successful_fallbacks_total"
+    before = total(scrape(host.gateway_url, metrics_token), fallbacks)
     host.gemini.set_mode(down=True)
     with Load(host, host.gemini_model, stream=stream, threads=2) as load:
         time.sleep(8)
@@ -111,12 +113,18 @@ def test_gemini_down_falls_back_to_local(with_key: Host, stream: bool) -> None:
     assert len(failed) <= allowed_failures(len(answers)), failed[:3]
     assert counts["local"] == len(answers)
     assert counts["fallback_header"] == len(answers)
+    # Prometheus counts each of them (nova_gateway/metrics.py hands LiteLLM's series the event).
+    counted = total(scrape(host.gateway_url, metrics_token), fallbacks) - before
+    print(f"[gemini-down/{kind}] {counted:.0f} successful fallbacks counted on /metrics")
+    assert counted == len(answers)
     host.gemini.reset()
 
 
-def test_both_down_fails_fast_with_a_clear_error(with_key: Host) -> None:
+def test_both_down_fails_fast_with_a_clear_error(with_key: Host, metrics_token: str) -> None:
     host = with_key
     timeout = float(host.ssh("grep -E '^ *request_timeout:' " + host.gateway_config).split()[-1])
+    failed_metric = "litellm_proxy_failed_requests_metric_total"
+    before = total(scrape(host.gateway_url, metrics_token), failed_metric)
     host.ssh("systemctl stop nova-llama-server")
     host.gemini.set_mode(down=True)
     try:
@@ -140,6 +148,10 @@ def test_both_down_fails_fast_with_a_clear_error(with_key: Host) -> None:
             if not stream or model == host.local_model:
                 assert f"model {model} is unavailable" in answer.error
             assert answer.seconds < timeout
+        # Each failure is counted on /metrics.
+        after = total(scrape(host.gateway_url, metrics_token), failed_metric)
+        print(f"[both-down] {after - before:.0f} failed requests counted on /metrics", flush=True)
+        assert after - before == len(results)
     finally:
         host.gemini.reset()
         host.ensure_llama_running()
