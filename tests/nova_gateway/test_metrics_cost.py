@@ -69,6 +69,18 @@ def test_a_hooks_running_time_is_counted_and_its_waits_are_not() -> None:
     assert 0.05 <= counted < 0.15
 
 
+def test_a_hook_off_the_cpu_is_not_counted() -> None:
+    """Time a hook's thread spends waiting (here blocked; under load: for the GIL, or
+    preempted) is not what the metrics cost."""
+
+    async def hook() -> None:
+        time.sleep(0.2)
+
+    before = _counted("hooks")
+    asyncio.run(metrics_cost._metered(hook)())
+    assert _counted("hooks") - before < 0.05
+
+
 def test_errors_and_cancellation_pass_through_the_meter() -> None:
     async def failing() -> None:
         await asyncio.sleep(0)
