@@ -27,6 +27,7 @@ from litellm.integrations.custom_logger import CustomLogger
 from litellm.proxy._types import UserAPIKeyAuth
 from litellm.proxy.proxy_server import app as proxy_app
 
+from nova_common.credentials import bearer
 from nova_common.gateway_identity import OPERATOR_USER_ID, Identity
 
 from . import backend_restarts, metrics, metrics_cost, metrics_tuning
@@ -77,7 +78,8 @@ class ModelLimits:
         if deployments[0].get("model_info", {}).get("local"):
             base = str(params.get("api_base", "")).removesuffix("/").removesuffix("/v1")
             try:
-                props = (await self._client.get(f"{base}/props")).json()
+                headers = bearer(settings().llama_api_key)
+                props = (await self._client.get(f"{base}/props", headers=headers)).json()
                 n_ctx = props["default_generation_settings"]["n_ctx"]
             except (httpx.HTTPError, ValueError, KeyError, TypeError):
                 return None

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from nova_common.credentials import credential_path, read_secret
+from nova_common.credentials import credential_path, llama_api_key_path, read_secret
 
 
 @dataclass(frozen=True)
@@ -25,6 +25,8 @@ class GatewaySettings:
     # (backend_restarts.py).
     backend_wait_s: float
     retry_after_s: int
+    # llama-server's key (LoadCredential=llama-api-key): /props, for the local model's limit.
+    llama_api_key: str | None
 
     def master_key(self) -> str | None:
         return os.environ.get("LITELLM_MASTER_KEY") or None
@@ -42,6 +44,7 @@ def settings() -> GatewaySettings:
         metrics_token=read_secret(_metrics_token_file()),
         backend_wait_s=float(os.environ.get("NOVA_BACKEND_WAIT_S", "30")),
         retry_after_s=int(os.environ.get("NOVA_BACKEND_RETRY_AFTER_S", "10")),
+        llama_api_key=read_secret(llama_api_key_path()),
     )
 
 

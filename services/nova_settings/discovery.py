@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from nova_common.credentials import bearer
 from nova_common.probe import probe_async
 
 from .core.config import Config, Provider
@@ -76,7 +77,11 @@ async def llama_health(client: httpx.AsyncClient, config: Config) -> LlamaState:
 async def llama_props(client: httpx.AsyncClient, config: Config) -> object:
     """llama-server's ``/props`` (its context, model file, build), parsed. Raises
     httpx.HTTPError or ValueError when it cannot say."""
-    response = await client.get(f"{config.llama_url}/props", timeout=config.discovery_timeout_s)
+    response = await client.get(
+        f"{config.llama_url}/props",
+        headers=bearer(config.llama_api_key()),
+        timeout=config.discovery_timeout_s,
+    )
     response.raise_for_status()
     return response.json()
 

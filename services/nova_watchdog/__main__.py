@@ -12,6 +12,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from nova_common.credentials import llama_api_key_path, read_secret
 from nova_common.envfile import read_env_file
 from nova_common.journal import ERR, WARNING, log
 
@@ -74,6 +75,12 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
         type=Path,
         default=Path(e("NOVA_MASTER_KEY_FILE", "/etc/nova/secrets/gateway-master-key")),
     )
+    p.add_argument(
+        "--llama-key-file",
+        type=Path,
+        default=Path(e("NOVA_LLAMA_KEY_FILE", str(llama_api_key_path()))),
+        help="llama-server's API key (default: the unit's credential, else %(default)s)",
+    )
     p.add_argument("--local-model", default=env.get("NOVA_LOCAL_MODEL"))
     p.add_argument("-v", "--verbose", action="store_true", help="log routine successes too")
     return p
@@ -94,6 +101,7 @@ def build_targets(args: argparse.Namespace, settings: Mapping[str, str]) -> list
             settings.get("NOVA_SETTINGS_PORT", "8000"),
         )
     ).rstrip("/")
+    llama_key = read_secret(args.llama_key_file)
     key = model = None
     if args.gateway_chat:
         key = read_key(args.master_key_file)
@@ -104,7 +112,7 @@ def build_targets(args: argparse.Namespace, settings: Mapping[str, str]) -> list
         "llama-server": Target(
             "llama-server",
             args.llama_unit,
-            lambda ts: probes.probe_llama(llama, timeout, ts.progress),
+            lambda ts: probes.probe_llama(llama, timeout, llama_key, ts.progress),
         ),
         "gateway": Target(
             "gateway",

@@ -9,6 +9,7 @@ from typing import Any
 
 import httpx
 
+from nova_common.credentials import bearer
 from nova_common.probe import probe
 
 _METRIC = re.compile(
@@ -42,9 +43,9 @@ def _outcome(response: httpx.Response | str, what: str) -> ProbeResult:
     return ProbeResult(True, f"{what}: HTTP {response.status_code}")
 
 
-def llama_metrics(base: str, timeout: float) -> tuple[bool, float] | None:
+def llama_metrics(base: str, timeout: float, key: str | None) -> tuple[bool, float] | None:
     """(requests in flight?, tokens processed so far), or None when /metrics does not answer."""
-    response = _request("GET", f"{base}/metrics", timeout)
+    response = _request("GET", f"{base}/metrics", timeout, headers=bearer(key))
     if isinstance(response, str) or not response.is_success:
         return None
     values = {name: float(value) for name, value in _METRIC.findall(response.text)}
@@ -54,7 +55,9 @@ def llama_metrics(base: str, timeout: float) -> tuple[bool, float] | None:
     )
 
 
-def probe_llama(base: str, timeout: float, last_progress: float | None) -> ProbeResult:
+def probe_llama(
+    base: str, timeout: float, key: str | None, last_progress: float | None
+) -> ProbeResult:
     """POST /completion for one token. When that times out, llama-server may only be busy (every
     slot taken by long generations): its /metrics is answered by the same main loop, so an
     answer there with requests in flight and token counters moving since the last run means
@@ -63,12 +66,13 @@ def probe_llama(base: str, timeout: float, last_progress: float | None) -> Probe
         "POST",
         f"{base}/completion",
         timeout,
+        headers=bearer(key),
         json={"prompt": "ok", "n_predict": 1, "cache_prompt": False},
     )
     result = _outcome(response, "POST /completion")
     if result.ok or not isinstance(response, str):
         return result
-    metrics = llama_metrics(base, timeout)
+    metrics = llama_metrics(base, timeout, key)
     if metrics is None:
         return result
     processing, progress = metrics
@@ -90,7 +94,7 @@ def probe_gateway(base: str, timeout: float, key: str | None, model: str | None)
         "POST",
         f"{base}/v1/chat/completions",
         timeout,
-        headers={"Authorization": f"Bearer {key}"},
+        headers=bearer(key),
         json={"model": model, "messages": [{"role": "user", "content": "ok"}], "max_tokens": 1},
     )
     return _outcome(response, f"chat with {model}")

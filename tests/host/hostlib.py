@@ -74,6 +74,8 @@ class Host:
     settings_token: str
     gemini: GeminiStandin
     gemini_key: str
+    # llama-server's API key: every endpoint but /health needs it.
+    llama_key: str = ""
     local_model: str = LOCAL_MODEL
     gemini_model: str = GEMINI_MODEL
     ssh_port: int = SSH_PORT
@@ -624,6 +626,7 @@ def provisioned_host(workdir: Path) -> Iterator[Host]:
             settings_url=f"http://127.0.0.1:{SETTINGS_PORT}",
             gateway_key=on_host("cat /etc/nova/secrets/gateway-master-key"),
             settings_token=on_host("cat /var/lib/nova-settings/tokens/admin.token"),
+            llama_key=on_host("cat /etc/nova/secrets/llama-api-key"),
             gemini=gemini,
             gemini_key=gemini_key,
         )

@@ -100,10 +100,11 @@ def test_no_secret_in_any_metric(host: Host, metrics_token: str) -> None:
     texts = [
         scrape(host.gateway_url, metrics_token),
         scrape(host.settings_url, metrics_token),
-        scrape(host.llama_url, None),
+        scrape(host.llama_url, host.llama_key),
         httpx.get(f"{PROMETHEUS}/api/v1/label/__name__/values", timeout=10).text,
     ]
     secrets = [host.gateway_key, metrics_token, host.settings_token, token, key, host.gemini_key]
+    secrets.append(host.llama_key)
     for text in texts:
         for secret in secrets:
             assert secret not in text

@@ -95,7 +95,8 @@ def wait_usage(host: Host, token: str, requests: int) -> dict:
 def llama_params(host: Host, n_predict: int) -> dict | None:
     """The params of the latest task llama-server ran with this (distinctive) ``n_predict``,
     or None when a later task (the watchdog's probe) has since taken its slot."""
-    slots = httpx.get(f"{host.llama_url}/slots", timeout=10).json()
+    headers = {"authorization": f"Bearer {host.llama_key}"}
+    slots = httpx.get(f"{host.llama_url}/slots", headers=headers, timeout=10).json()
     ours = [s for s in slots if (s.get("params") or {}).get("n_predict") == n_predict]
     return max(ours, key=lambda s: s.get("id_task", -1))["params"] if ours else None
 

@@ -143,6 +143,19 @@ def test_gateway_liveliness_and_optional_chat(watchdog: Watchdog, standins, tmp_
     assert f"<3>{GATEWAY} failed 2 probes in a row (last: chat with tiny: HTTP 500)" in err
 
 
+def test_llama_probes_carry_its_api_key(watchdog: Watchdog, standins, tmp_path: Path, capsys):
+    llama = Standin()
+    llama.hang.add("/completion")  # so the probe asks /metrics too
+    standins.append(llama)
+    key = tmp_path / "llama-api-key"
+    key.write_text("nl-key-for-test\n")
+    args = ("--targets", "llama-server", "--llama-url", llama.url, "--llama-key-file", str(key))
+    assert watchdog.run(*args) == 0
+    assert llama.paths() == ["/completion", "/metrics"]
+    assert {r["authorization"] for r in llama.requests} == {"Bearer nl-key-for-test"}
+    assert "nl-key-for-test" not in capsys.readouterr().err
+
+
 def test_busy_server_is_not_stuck_while_tokens_move(watchdog: Watchdog, standins, capsys):
     llama = Standin()
     llama.hang.add("/completion")
@@ -181,9 +194,9 @@ def test_sigstopped_process_times_out():
     )
     try:
         url = proc.stdout.readline().strip()
-        assert probes.probe_llama(url, 2.0, None).ok
+        assert probes.probe_llama(url, 2.0, None, None).ok
         proc.send_signal(signal.SIGSTOP)
-        result = probes.probe_llama(url, 0.3, None)
+        result = probes.probe_llama(url, 0.3, None, None)
         assert not result.ok and "no answer within 0.3 s" in result.detail
     finally:
         proc.send_signal(signal.SIGCONT)

@@ -14,7 +14,7 @@ from pydantic import Field, field_validator
 from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from nova_common.credentials import credential_path, read_secret
+from nova_common.credentials import LLAMA_API_KEY, credential_path, read_secret
 from nova_common.suite import STATUS_UNITS
 
 Provider = Literal["google", "langsmith"]
@@ -27,6 +27,10 @@ def _credential_key_file() -> Path | None:
 
 def _credential_metrics_token() -> Path | None:
     return credential_path("metrics-token")
+
+
+def _credential_llama_api_key() -> Path | None:
+    return credential_path(LLAMA_API_KEY)
 
 
 class Config(BaseSettings):
@@ -44,6 +48,10 @@ class Config(BaseSettings):
     state_dir: Path = Field(Path("/var/lib/nova-settings"), alias="NOVA_SETTINGS_STATE_DIR")
     local_model: str | None = Field(None, alias="NOVA_LOCAL_MODEL")
     llama_url: str = Field("http://127.0.0.1:8080", alias="NOVA_LLAMA_URL")
+    # llama-server's API key (LoadCredential=llama-api-key): /props for discovery.
+    llama_api_key_file: Path | None = Field(
+        default_factory=_credential_llama_api_key, alias="NOVA_LLAMA_API_KEY_FILE"
+    )
     gateway_url: str = Field("http://127.0.0.1:4000", alias="NOVA_GATEWAY_URL")
     # Default: the credential systemd passes (LoadCredential=gateway-master-key).
     gateway_key_file: Path | None = Field(
@@ -141,3 +149,7 @@ class Config(BaseSettings):
     def metrics_token(self) -> str | None:
         """Prometheus' scrape token, read fresh from its file."""
         return read_secret(self.metrics_token_file)
+
+    def llama_api_key(self) -> str | None:
+        """llama-server's API key, read fresh from its file."""
+        return read_secret(self.llama_api_key_file)
