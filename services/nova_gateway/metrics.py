@@ -5,9 +5,9 @@ The gateway config turns them on by naming the series to export
 /metrics behind LiteLLM's auth middleware (our metrics token: auth.py). The series are
 LiteLLM's ``PrometheusLogger``'s (same names, labels and buckets, and metrics_tuning's fast
 path), but LiteLLM's ``"prometheus"`` callback is not listed: LiteLLM resolves and dispatches
-every listed callback at several points of every request, so a second one costs CPU beyond
-the work of its hooks (``scripts/bench-gateway --metrics-cost`` measures both). Our one
+every listed callback at several points of every request, and one callback is enough. Our
 callback (hooks.py) hands each event on to the logger built here, and /metrics is mounted here.
+What the metrics cost in all: ``scripts/bench-gateway --metrics-cost``.
 
 The config is read after LiteLLM imports the hooks, so both are decided at first use: the
 logger at the first event or scrape, /metrics answers 404 when the config names no series.

@@ -17,7 +17,7 @@ from nova_common.envfile import read_env_file
 from nova_common.journal import ERR, WARNING, log
 
 from . import probes, state
-from .watchdog import Policy, Target, read_key, run_once
+from .watchdog import Policy, Target, run_once
 
 TARGETS = ("llama-server", "gateway", "settings")
 
@@ -78,7 +78,7 @@ def build_parser(env: Mapping[str, str]) -> argparse.ArgumentParser:
     p.add_argument(
         "--llama-key-file",
         type=Path,
-        default=Path(e("NOVA_LLAMA_KEY_FILE", str(llama_api_key_path()))),
+        default=Path(e("NOVA_LLAMA_API_KEY_FILE", str(llama_api_key_path()))),
         help="llama-server's API key (default: the unit's credential, else %(default)s)",
     )
     p.add_argument("--local-model", default=env.get("NOVA_LOCAL_MODEL"))
@@ -104,7 +104,7 @@ def build_targets(args: argparse.Namespace, settings: Mapping[str, str]) -> list
     llama_key = read_secret(args.llama_key_file)
     key = model = None
     if args.gateway_chat:
-        key = read_key(args.master_key_file)
+        key = read_secret(args.master_key_file)
         model = args.local_model or settings.get("NOVA_LOCAL_MODEL")
         if key is None or not model:
             log(WARNING, "--gateway-chat: master key or local model unknown; liveliness only")

@@ -7,7 +7,6 @@ import subprocess
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 from nova_common import systemd
 from nova_common.journal import ERR, INFO, NOTICE, WARNING, log
@@ -114,10 +113,3 @@ def check_target(target: Target, policy: Policy, state: State) -> None:
 def run_once(targets: Sequence[Target], policy: Policy, state: State) -> None:
     for target in targets:
         check_target(target, policy, state)
-
-
-def read_key(path: Path) -> str | None:
-    try:
-        return path.read_text(encoding="utf-8").strip() or None
-    except OSError:
-        return None
