@@ -21,6 +21,13 @@ for the local model's chat completions only:
   (``x-should-retry: false``: the OpenAI SDK must not start another wait). The proxy hook turns
   that into the client's 503 (``hooks.py``).
 
+With several inference hosts (one deployment per host, same model group), a host that fails
+is **left out** for ``LEAVE_OUT_S``: this request, and those LiteLLM routes to it meanwhile, go
+to another host of the group at once; after that it gets requests again, so a recovered host
+rejoins the rotation (a still-dead one costs a refused connection, or at most
+``CONNECT_TIMEOUT_S`` for a host that is powered off). Only when every host of the group is
+unavailable does a request wait. Each host that goes and comes back is logged once.
+
 Before the first token it waits only when nothing else can answer: when the model's group has
 fallbacks configured (Gemini with a Google key), the request fails at once as before and
 LiteLLM's fallback serves it; a cut stream is resumed either way. Each cut stream, and each
@@ -40,12 +47,17 @@ from typing import Any
 
 import httpx
 
-from .router import has_fallbacks, local_api_bases
+from .router import has_fallbacks, local_group_of
 from .settings import settings
 
 log = logging.getLogger("nova_gateway.backend_restarts")
 
 POLL_S = 0.25
+# A local host that failed is skipped this long while its group has another one up.
+LEAVE_OUT_S = 5.0
+# Connecting to llama-server on loopback or a private network takes well under a millisecond;
+# a host that is powered off must not hold a request for LiteLLM's whole request timeout.
+CONNECT_TIMEOUT_S = 2.0
 # What the backend's death looks like from here, before or during a response.
 BACKEND_GONE = (
     httpx.ConnectError,
@@ -70,13 +82,20 @@ try:  # counted on the gateway's /metrics (LiteLLM's multiprocess registry) when
         "(resumed, ended_with_error).",
         ["model", "outcome"],
     )
+    REROUTES = Counter(
+        "nova_gateway_backend_reroutes",
+        "Requests for a local model sent to another inference host than LiteLLM chose, "
+        "because that one was unavailable.",
+        ["model"],
+    )
 except ImportError:  # pragma: no cover - prometheus_client ships with LiteLLM's proxy extra
-    WAITS = CUT_STREAMS = None
+    WAITS = CUT_STREAMS = REROUTES = None
 
 
-def _count(counter: Any, model: str, outcome: str) -> None:
+def _count(counter: Any, model: str, outcome: str | None = None) -> None:
     if counter is not None:
-        counter.labels(model=model, outcome=outcome).inc()
+        labels = {"model": model} if outcome is None else {"model": model, "outcome": outcome}
+        counter.labels(**labels).inc()
 
 
 def gone_message(model: str, waited_s: float) -> str:
@@ -93,7 +112,10 @@ class _Call:
     request: httpx.Request
     body: dict[str, Any]
     wait_s: float
+    # The api_base of every host serving the model, the one LiteLLM chose first.
+    bases: tuple[str, ...] = ()
     started: float = field(default_factory=time.monotonic)
+    attempts: int = 0
 
     @property
     def deadline(self) -> float:
@@ -121,6 +143,8 @@ class RestartTolerantTransport(httpx.AsyncBaseTransport):
     ) -> None:
         self._inner = inner
         self._waits = waits or waits_for_local_backend
+        # api_base -> when it may be tried again (monotonic), for hosts that failed.
+        self._left_out: dict[str, float] = {}
 
     async def aclose(self) -> None:
         await self._inner.aclose()
@@ -137,8 +161,9 @@ class RestartTolerantTransport(httpx.AsyncBaseTransport):
             body = None
         if not isinstance(body, dict):
             return await self._inner.handle_async_request(request)
-        call = _Call(request, body, waits.first_token)
-        if waits.first_token <= 0:  # a fallback answers instead: fail as fast as before
+        call = _Call(request, body, waits.first_token, waits.bases)
+        if waits.first_token <= 0 and len(waits.bases) <= 1:
+            # A fallback answers instead: fail as fast as before.
             response = await self._inner.handle_async_request(request)
         else:
             response = await self._send_when_up(call, request)
@@ -156,16 +181,58 @@ class RestartTolerantTransport(httpx.AsyncBaseTransport):
             )
         return response
 
+    def _is_up(self, base: str, now: float) -> bool:
+        return self._left_out.get(base, 0.0) <= now
+
+    def _pick(self, call: _Call) -> str | None:
+        """The host to try: the first of the call's hosts that is not left out, else (all are
+        down, the call waits) each in turn. None for a single-host call (no choice)."""
+        if len(call.bases) <= 1:
+            return None
+        now = time.monotonic()
+        for base in call.bases:
+            if self._is_up(base, now):
+                return base
+        return call.bases[call.attempts % len(call.bases)]
+
+    def _leave_out(self, base: str | None, model: str, reason: str) -> None:
+        if base is None:
+            return
+        if base not in self._left_out:  # once per outage, not at every retry
+            log.warning(
+                "model %s: host %s unavailable (%s); left out, retried every %.0f s",
+                model,
+                base,
+                reason,
+                LEAVE_OUT_S,
+            )
+        self._left_out[base] = time.monotonic() + LEAVE_OUT_S
+
+    def _take_back(self, base: str | None, model: str) -> None:
+        if base is not None and self._left_out.pop(base, None) is not None:
+            log.info("model %s: host %s answers again; back in the rotation", model, base)
+
+    def _others_up(self, call: _Call) -> bool:
+        now = time.monotonic()
+        return any(self._is_up(base, now) for base in call.bases)
+
     async def _send_when_up(self, call: _Call, request: httpx.Request) -> httpx.Response | None:
         """The backend's response once it answers (not 503), or None past the deadline."""
         waited = False
         while True:
+            base = self._pick(call)
+            chosen = call.bases[0] if call.bases else None
+            target = _retarget(request, chosen, base)
+            if base is not None and base != chosen and call.attempts == 0:
+                _count(REROUTES, call.model)
+            call.attempts += 1
             try:
-                response = await self._inner.handle_async_request(request)
+                response = await self._inner.handle_async_request(target)
             except BACKEND_GONE as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             else:
                 if response.status_code != 503:
+                    self._take_back(base, call.model)
                     if waited:
                         _count(WAITS, call.model, "served")
                         log.info(
@@ -176,6 +243,10 @@ class RestartTolerantTransport(httpx.AsyncBaseTransport):
                     return response
                 await response.aclose()
                 reason = "503 (loading)"
+            self._leave_out(base, call.model, reason)
+            if self._others_up(call):
+                _count(REROUTES, call.model)
+                continue  # another host of the group may answer at once
             if not waited:
                 log.info("model %s: backend unavailable (%s); waiting for it", call.model, reason)
                 waited = True
@@ -384,24 +455,49 @@ class _ResumingStream(httpx.AsyncByteStream):
         return b"data: " + json.dumps(error).encode() + b"\n\n"
 
 
+def _retarget(request: httpx.Request, chosen: str | None, base: str | None) -> httpx.Request:
+    """The request sent to ``base`` instead of ``chosen`` (same path, body and key: every
+    inference host of a layout has the same llama-server key), with a short connect
+    timeout for local hosts."""
+    url = str(request.url)
+    if base is not None and chosen is not None and base != chosen and url.startswith(chosen):
+        url = base + url[len(chosen) :]
+    extensions = dict(request.extensions)
+    timeout = dict(extensions.get("timeout") or {})
+    connect = timeout.get("connect")
+    timeout["connect"] = CONNECT_TIMEOUT_S if connect is None else min(connect, CONNECT_TIMEOUT_S)
+    extensions["timeout"] = timeout
+    if url == str(request.url):
+        request.extensions = extensions
+        return request
+    headers = httpx.Headers(request.headers)
+    headers["host"] = httpx.URL(url).netloc.decode("ascii")
+    return httpx.Request(
+        request.method, url, headers=headers, content=request.content, extensions=extensions
+    )
+
+
 @dataclass(frozen=True)
 class Waits:
     """How long a request may wait for its backend: before its first token, and to resume
-    its stream once cut."""
+    its stream once cut; and the hosts that serve its model (the one chosen first)."""
 
     first_token: float
     cut_stream: float
+    bases: tuple[str, ...] = ()
 
 
 def waits_for_local_backend(request: httpx.Request) -> Waits | None:
     """None for other backends. For the local one: the configured wait, except before the
-    first token when the model has a fallback (fail fast: the fallback answers). A cut
-    stream cannot fall back (the client has part of a reply), so it always waits."""
-    url = str(request.url)
-    if not any(url.startswith(base) for base in local_api_bases()):
+    first token when the model has a fallback (fail fast: the fallback answers, once every
+    host of the model has been tried). A cut stream cannot fall back (the client has part
+    of a reply), so it always waits."""
+    found = local_group_of(str(request.url))
+    if found is None:
         return None
+    group, bases = found
     wait = settings().backend_wait_s
-    return Waits(0.0 if has_fallbacks(settings().local_model) else wait, wait)
+    return Waits(0.0 if has_fallbacks(group) else wait, wait, bases)
 
 
 def install() -> None:

@@ -76,20 +76,29 @@ class ModelLimits:
             return None
         params = deployments[0].get("litellm_params", {})
         if deployments[0].get("model_info", {}).get("local"):
-            base = str(params.get("api_base", "")).removesuffix("/").removesuffix("/v1")
-            try:
-                headers = bearer(settings().llama_api_key)
-                props = (await self._client.get(f"{base}/props", headers=headers)).json()
-                n_ctx = props["default_generation_settings"]["n_ctx"]
-            except (httpx.HTTPError, ValueError, KeyError, TypeError):
-                return None
-            return n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None
+            # One deployment per inference host, all serving the same model: the first that
+            # answers tells.
+            for deployment in deployments:
+                n_ctx = await self._local_context(deployment.get("litellm_params", {}))
+                if n_ctx is not None:
+                    return n_ctx
+            return None
         try:
             info = litellm.get_model_info(str(params.get("model", model)))
         except Exception:  # LiteLLM raises a bare Exception for unknown models
             return None
         value = info.get("max_output_tokens") or info.get("max_tokens")
         return int(value) if value else None
+
+    async def _local_context(self, params: dict[str, Any]) -> int | None:
+        base = str(params.get("api_base", "")).removesuffix("/").removesuffix("/v1")
+        try:
+            headers = bearer(settings().llama_api_key)
+            props = (await self._client.get(f"{base}/props", headers=headers)).json()
+            n_ctx = props["default_generation_settings"]["n_ctx"]
+        except (httpx.HTTPError, ValueError, KeyError, TypeError):
+            return None
+        return n_ctx if isinstance(n_ctx, int) and n_ctx > 0 else None
 
 
 class NovaProxyHooks(CustomLogger):

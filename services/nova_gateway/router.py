@@ -11,16 +11,34 @@ def proxy_router() -> Any:
     return llm_router
 
 
-def local_api_bases() -> tuple[str, ...]:
-    """The api_base of every deployment marked ``model_info.local`` (llama-server)."""
+def _local_deployments() -> list[tuple[str, str]]:
+    """(model group, api_base) of every deployment marked ``model_info.local`` (a
+    llama-server), in config order."""
     router = proxy_router()
-    bases = []
+    out = []
     for deployment in router.model_list if router is not None else []:
         if (deployment.get("model_info") or {}).get("local"):
             base = str((deployment.get("litellm_params") or {}).get("api_base") or "")
             if base:
-                bases.append(base.rstrip("/"))
-    return tuple(bases)
+                out.append((str(deployment.get("model_name") or ""), base.rstrip("/")))
+    return out
+
+
+def local_api_bases() -> tuple[str, ...]:
+    """The api_base of every local deployment (llama-server), one per inference host."""
+    return tuple(base for _group, base in _local_deployments())
+
+
+def local_group_of(url: str) -> tuple[str, tuple[str, ...]] | None:
+    """For a request to a local deployment: its model group and the api_base of every local
+    deployment of that group (the inference hosts that serve the same model), the one the
+    URL goes to first. None for any other URL."""
+    deployments = _local_deployments()
+    for group, base in deployments:
+        if url.startswith(base + "/") or url == base:
+            others = tuple(b for g, b in deployments if g == group and b != base)
+            return group, (base, *others)
+    return None
 
 
 def has_fallbacks(model_group: str) -> bool:

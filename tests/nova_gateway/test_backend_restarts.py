@@ -167,3 +167,120 @@ def test_other_backends_pass_straight_through() -> None:
     with pytest.raises(httpx.ConnectError):
         run(transport, REQUEST)
     assert len(seen) == 1
+
+
+# --- several inference hosts serving one model ------------------------------------------------
+
+HOST_A = "http://10.0.0.1:8080/v1"
+HOST_B = "http://10.0.0.2:8080/v1"
+
+
+def hosts(up: dict[str, bool]) -> tuple[httpx.MockTransport, list[str]]:
+    """Hosts by api_base: an up one answers, a down one refuses. The hosts each request
+    reached (its Host header must match its URL)."""
+    reached: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        base = next(b for b in up if str(request.url).startswith(b))
+        assert request.headers["host"] == request.url.netloc.decode()
+        assert request.extensions["timeout"]["connect"] <= backend_restarts.CONNECT_TIMEOUT_S
+        reached.append(base)
+        if not up[base]:
+            raise httpx.ConnectError("refused")
+        return httpx.Response(200, json={"choices": [], "host": base})
+
+    return httpx.MockTransport(handle), reached
+
+
+def across(inner: httpx.AsyncBaseTransport, wait: float = 2.0) -> RestartTolerantTransport:
+    def waits(request: httpx.Request) -> Waits:
+        chosen = HOST_A if str(request.url).startswith(HOST_A) else HOST_B
+        return Waits(wait, wait, (chosen, *(b for b in (HOST_A, HOST_B) if b != chosen)))
+
+    return RestartTolerantTransport(inner, waits=waits)
+
+
+async def post_to(transport: httpx.AsyncBaseTransport, base: str) -> tuple[int, dict]:
+    async with httpx.AsyncClient(transport=transport) as client:
+        body = {**REQUEST, "stream": False}
+        response = await client.post(f"{base}/chat/completions", json=body)
+        return response.status_code, response.json()
+
+
+def test_a_dead_host_is_left_out_and_taken_back_when_it_answers_again(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(backend_restarts, "LEAVE_OUT_S", 0.2)
+    up = {HOST_A: False, HOST_B: True}
+    inner, reached = hosts(up)
+    transport = across(inner)
+
+    async def scenario() -> None:
+        # LiteLLM chose A, which refuses: B answers at once, no wait.
+        assert await post_to(transport, HOST_A) == (200, {"choices": [], "host": HOST_B})
+        assert reached == [HOST_A, HOST_B]
+        # While A is left out, requests routed to it go to B without trying A.
+        reached.clear()
+        assert (await post_to(transport, HOST_A))[1]["host"] == HOST_B
+        assert reached == [HOST_B]
+        # A is back; once its leave-out ends it gets its requests again.
+        up[HOST_A] = True
+        await asyncio.sleep(0.25)
+        reached.clear()
+        assert (await post_to(transport, HOST_A))[1]["host"] == HOST_A
+        assert reached == [HOST_A]
+
+    asyncio.run(scenario())
+
+
+def test_with_every_host_down_a_request_waits_for_the_first_back() -> None:
+    up = {HOST_A: False, HOST_B: False}
+    inner, reached = hosts(up)
+    transport = across(inner)
+
+    async def scenario() -> tuple[int, dict]:
+        async def revive() -> None:
+            await asyncio.sleep(0.1)
+            up[HOST_B] = True
+
+        task = asyncio.create_task(revive())
+        result = await post_to(transport, HOST_A)
+        await task
+        return result
+
+    status, body = asyncio.run(scenario())
+    assert status == 200 and body["host"] == HOST_B
+    assert {HOST_A, HOST_B} <= set(reached) and len(reached) > 2
+
+
+def test_with_a_fallback_every_host_is_tried_once_before_the_503() -> None:
+    inner, reached = hosts({HOST_A: False, HOST_B: False})
+    status, body = asyncio.run(post_to(across(inner, wait=0.0), HOST_A))
+    assert status == 503 and MODEL in body["error"]["message"]
+    assert reached == [HOST_A, HOST_B]
+
+
+def test_a_stream_cut_on_one_host_resumes_on_another() -> None:
+    first = sse([chunk("a", {"role": "assistant"}), chunk("a", {"content": "One,"})], done=False)
+    second = sse([chunk("b", {"role": "assistant"}), chunk("b", {"content": "One, two."},
+                  finish="stop")])  # fmt: skip
+    reached: list[str] = []
+
+    def handle(request: httpx.Request) -> httpx.Response:
+        base = HOST_A if str(request.url).startswith(HOST_A) else HOST_B
+        reached.append(base)
+        if base == HOST_A and len(reached) > 1:
+            raise httpx.ConnectError("refused")  # A died with the cut
+        events = first if base == HOST_A else second
+        return httpx.Response(200, headers={"content-type": "text/event-stream"},
+                              stream=Body(events, cut=base == HOST_A))  # fmt: skip
+
+    async def scenario() -> bytes:
+        async with httpx.AsyncClient(transport=across(httpx.MockTransport(handle))) as client:
+            response = await client.post(f"{HOST_A}/chat/completions", json=REQUEST)
+            return await response.aread()
+
+    got = events(asyncio.run(scenario()))
+    text = "".join((c["choices"][0]["delta"].get("content") or "") for c in got[:-1])
+    assert got[-1] == "[DONE]" and text == "One, two."
+    assert reached == [HOST_A, HOST_A, HOST_B]

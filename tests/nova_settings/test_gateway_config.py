@@ -23,7 +23,7 @@ def gw_service(tmp_path_factory, upstreams):
     context.write_text(
         json.dumps(
             {
-                "local_model": {"name": LOCAL_MODEL, "api_base": "http://127.0.0.1:8080/v1"},
+                "local_model": {"name": LOCAL_MODEL, "api_bases": ["http://127.0.0.1:8080/v1"]},
                 "gemini_models": ["gemini-2.5-flash"],
                 "gemini_api_base": "",
                 "request_timeout_s": 60,

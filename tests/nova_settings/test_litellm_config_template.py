@@ -10,14 +10,15 @@ from nova_settings.gateway.litellm_config import render_template
 
 
 def render(
-    gemini_models: list[str], gemini_api_base: str = "", disable_cooldowns: bool = True
+    gemini_models: list[str],
+    gemini_api_base: str = "",
+    disable_cooldowns: bool = True,
+    api_bases: tuple[str, ...] = ("http://127.0.0.1:8080/v1",),
 ) -> dict:
     text = render_template(
         {
-            "local_model": {
-                "name": "SmolLM2-135M-Instruct",
-                "api_base": "http://127.0.0.1:8080/v1",
-            },
+            "local_model": {"name": "SmolLM2-135M-Instruct", "api_bases": list(api_bases)},
+            "routing_strategy": "simple-shuffle",
             "gemini_models": gemini_models,
             "gemini_api_base": gemini_api_base,
             "request_timeout_s": 60,
@@ -40,6 +41,22 @@ def test_local_only_has_no_cloud_models_and_no_fallbacks():
     assert config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
 
 
+def test_several_inference_hosts_are_one_deployment_each_of_the_local_model():
+    bases = ("http://10.0.0.1:8080/v1", "http://10.0.0.2:8080/v1")
+    config = render(["gemini-2.5-flash"], api_bases=bases)
+    local = [m for m in config["model_list"] if m["model_info"].get("local")]
+    assert [m["model_name"] for m in local] == ["SmolLM2-135M-Instruct"] * 2
+    assert [m["litellm_params"]["api_base"] for m in local] == list(bases)
+    assert {m["litellm_params"]["api_key"] for m in local} == {"os.environ/NOVA_LLAMA_API_KEY"}
+    assert config["router_settings"]["routing_strategy"] == "simple-shuffle"
+    # The model group falls back as one, whatever the number of hosts.
+    fallbacks = {k: v for item in config["litellm_settings"]["fallbacks"] for k, v in item.items()}
+    assert fallbacks == {
+        "SmolLM2-135M-Instruct": ["gemini-2.5-flash"],
+        "gemini-2.5-flash": ["SmolLM2-135M-Instruct"],
+    }
+
+
 @pytest.mark.parametrize("models", [["gemini-2.5-flash"], ["gemini-2.5-flash", "gemini-2.5-pro"]])
 def test_gemini_models_fall_back_both_ways(models):
     config = render(models, gemini_api_base="http://127.0.0.1:9999/v1beta")
@@ -60,6 +77,7 @@ def test_gemini_models_fall_back_both_ways(models):
 def test_cooldown_and_timeouts_are_rendered(disable_cooldowns):
     config = render(["gemini-2.5-flash"], disable_cooldowns=disable_cooldowns)
     assert config["router_settings"] == {
+        "routing_strategy": "simple-shuffle",
         "disable_cooldowns": disable_cooldowns,
         "allowed_fails": 1,
         "cooldown_time": 30,
