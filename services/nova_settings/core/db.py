@@ -188,8 +188,15 @@ class PostgresDatabase(Database, PooledPostgresqlDatabase):
             raise ValueError(f"unknown transaction lock type {lock_type!r}")
 
     def schema_version(self) -> int:
-        (table,) = self.execute_sql("SELECT to_regclass(%s)", (VERSION_TABLE,)).fetchone()
-        if table is None:  # a new database: nothing migrated yet
+        # pg_tables is read under this statement's snapshot, so it sees a table that a
+        # migrator committed while this one waited for the lock (to_regclass() would not: it
+        # answers from this backend's catalog cache, which takes no lock and so no news).
+        (tables,) = self.execute_sql(
+            "SELECT count(*) FROM pg_catalog.pg_tables"
+            " WHERE schemaname = current_schema() AND tablename = %s",
+            (VERSION_TABLE,),
+        ).fetchone()
+        if not tables:  # a new database: nothing migrated yet
             return 0
         row = self.execute_sql('SELECT "version" FROM "nova_schema_version"').fetchone()
         return int(row[0]) if row else 0
