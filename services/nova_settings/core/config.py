@@ -65,6 +65,9 @@ class Config(BaseSettings):
     database_password_file: Path | None = Field(
         default_factory=_credential_database_password, alias="NOVA_SETTINGS_DATABASE_PASSWORD_FILE"
     )
+    # Postgres connections this process may hold: one per request in flight (a request past it
+    # waits up to 10 s). Every host's pool counts against the server's max_connections.
+    database_pool_size: int = Field(64, ge=2, le=1000, alias="NOVA_SETTINGS_DATABASE_POOL_SIZE")
     local_model: str | None = Field(None, alias="NOVA_LOCAL_MODEL")
     llama_url: str = Field("http://127.0.0.1:8080", alias="NOVA_LLAMA_URL")
     # llama-server's API key (LoadCredential=llama-api-key): /props for discovery.

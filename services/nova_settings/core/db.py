@@ -51,9 +51,6 @@ CONNECTION_PRAGMAS = (
     ("foreign_keys", 1),
     ("synchronous", "normal"),
 )
-# Postgres' own limit (max_connections, 100 by default) is shared by every host's service and
-# CLI, so each process keeps a smaller pool than SQLite's.
-POSTGRES_POOL_SIZE = 32
 # Transaction-scoped advisory lock keys (pg_advisory_xact_lock): one for every writer (what
 # BEGIN IMMEDIATE is on SQLite), one for migrations. Arbitrary constants, fixed forever.
 WRITE_LOCK_KEY = 0x6E6F7661_0001
@@ -168,10 +165,10 @@ class PostgresDatabase(Database, PooledPostgresqlDatabase):
 
     backend = "postgres"
 
-    def __init__(self, database: str, **connect_params: Any) -> None:
+    def __init__(self, database: str, max_connections: int, **connect_params: Any) -> None:
         super().__init__(
             database,
-            max_connections=POSTGRES_POOL_SIZE,
+            max_connections=max_connections,
             stale_timeout=600,
             timeout=10,
             autoconnect=False,
@@ -363,7 +360,7 @@ def open_database(where: Config | Path) -> Database:
     db: Database
     if isinstance(where, Config) and where.database_url is not None:
         name, params = postgres_params(where)
-        db = PostgresDatabase(name, **params)
+        db = PostgresDatabase(name, where.database_pool_size, **params)
         db.bind(MODELS, bind_refs=False, bind_backrefs=False)
         return db
     path = where.db_path if isinstance(where, Config) else where
