@@ -19,7 +19,6 @@ import os
 import pwd
 import secrets
 import shutil
-import socket
 import subprocess
 import tempfile
 from collections.abc import Iterator
@@ -27,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import psycopg2
+
+from tests.standins.upstreams import free_port
 
 ROLE = "nova_settings"
 
@@ -37,12 +38,6 @@ def find_bindir() -> Path | None:
         glob.glob("/usr/lib/postgresql/*/bin/initdb"), key=lambda p: int(Path(p).parts[-3])
     )
     return Path(found[-1]).parent if found else None
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -71,7 +66,7 @@ class PgCluster:
             os.chown(base, pg.pw_uid, pg.pw_gid)
             run_as = ["runuser", "-u", "postgres", "--"]
         base.chmod(0o755)  # the socket is reached by the tests' own user
-        cluster = cls(bindir, base, _free_port(), secrets.token_urlsafe(24), run_as)
+        cluster = cls(bindir, base, free_port(), secrets.token_urlsafe(24), run_as)
         cluster._init()
         return cluster
 
