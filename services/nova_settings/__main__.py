@@ -9,6 +9,7 @@ import uvicorn
 
 from .app import create_app
 from .core.config import Config
+from .core.db import DatabaseConfigError
 from .core.logging_setup import log_config, setup_logging
 
 
@@ -20,7 +21,11 @@ def main() -> int:
         print(f"nova-settings: bad configuration: {exc}", file=sys.stderr)
         return 2
     setup_logging(config.log_level)
-    app = create_app(config)
+    try:
+        app = create_app(config)
+    except DatabaseConfigError as exc:
+        print(f"nova-settings: bad configuration: {exc}", file=sys.stderr)
+        return 2
     uvicorn.run(
         app,
         host=config.host,

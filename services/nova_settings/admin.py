@@ -26,12 +26,14 @@ import re
 import sys
 from pathlib import Path
 
+import peewee
+
 from nova_common.files import write_atomic
 
 from . import crud
 from .core import security
 from .core.config import Config
-from .core.db import Database, SchemaTooNewError, migrate, open_database
+from .core.db import Database, DatabaseConfigError, SchemaTooNewError, migrate, open_database
 from .core.logging_setup import setup_logging
 from .gateway import identity, litellm_config
 from .schemas import USER_NAME_PATTERN
@@ -176,6 +178,43 @@ def _render_gateway_config(config: Config) -> int:
     return 0
 
 
+def _run(args: argparse.Namespace, config: Config, db: Database) -> int:
+    """Migrate, then the command; prints its JSON result."""
+    with db.connection_context():
+        try:
+            before, after = migrate(db)
+        except SchemaTooNewError as exc:
+            print(f"nova-settings-admin: {exc}", file=sys.stderr)
+            return 1
+        if args.command == "user":
+            try:
+                return _user_command(db, config, args)
+            except crud.UserRefused as exc:
+                print(f"nova-settings-admin: {exc.message}", file=sys.stderr)
+                return 1
+            except ValueError:
+                print("nova-settings-admin: budget: tokens or none", file=sys.stderr)
+                return 2
+        if args.command == "migrate":
+            result: dict[str, object] = {
+                "changed": before != after,
+                "from_version": before,
+                "to_version": after,
+            }
+        elif args.command == "publish-identity":
+            result = {"changed": identity.publish(db, config)}
+        else:
+            if not USER_NAME_RE.match(args.name):
+                print("nova-settings-admin: bad user name", file=sys.stderr)
+                return 2
+            changed = ensure_user(db, config, args.name, args.token_file, args.role)
+            if changed:
+                identity.publish(db, config)
+            result = {"changed": changed or before != after}
+    print(json.dumps(result))
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     os.umask(0o077)
@@ -189,44 +228,19 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging("WARNING")
     if args.command == "render-gateway-config":
         return _render_gateway_config(config)
-    db = open_database(config.db_path)
     try:
-        with db.connection_context():
-            try:
-                before, after = migrate(db)
-            except SchemaTooNewError as exc:
-                print(f"nova-settings-admin: {exc}", file=sys.stderr)
-                return 1
-            if args.command == "user":
-                try:
-                    return _user_command(db, config, args)
-                except crud.UserRefused as exc:
-                    print(f"nova-settings-admin: {exc.message}", file=sys.stderr)
-                    return 1
-                except ValueError:
-                    print("nova-settings-admin: budget: tokens or none", file=sys.stderr)
-                    return 2
-            if args.command == "migrate":
-                result: dict[str, object] = {
-                    "changed": before != after,
-                    "from_version": before,
-                    "to_version": after,
-                }
-            elif args.command == "publish-identity":
-                result = {"changed": identity.publish(db, config)}
-            else:
-                if not USER_NAME_RE.match(args.name):
-                    print("nova-settings-admin: bad user name", file=sys.stderr)
-                    return 2
-                changed = ensure_user(db, config, args.name, args.token_file, args.role)
-                if changed:
-                    identity.publish(db, config)
-                result = {"changed": changed or before != after}
+        db = open_database(config)
+    except DatabaseConfigError as exc:
+        print(f"nova-settings-admin: bad configuration: {exc}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args, config, db)
+    except peewee.OperationalError as exc:  # unreachable server, refused login, locked file
+        print(f"nova-settings-admin: database: {exc}".rstrip(), file=sys.stderr)
+        return 1
     finally:
         db.close_all()
         _chown_db_to_state_dir_owner(config)
-    print(json.dumps(result))
-    return 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ from .api import main as api
 from .api.middleware import AccessLogMiddleware, BodySizeLimitMiddleware, DbScopeMiddleware
 from .core.config import Config
 from .core.db import migrate, open_database
-from .fast_read import CommitStamp, PointReader, UserLookup, freeze_startup_heap
+from .fast_read import CommitStamp, UserLookup, freeze_startup_heap, point_reader
 from .gateway import identity
 from .web.session import SignInThrottle
 
@@ -22,9 +22,9 @@ log = logging.getLogger(__name__)
 
 
 def create_app(config: Config) -> FastAPI:
-    db = open_database(config.db_path)
-    point_reader = PointReader(config.db_path)
-    sampler = metrics.install(config)
+    db = open_database(config)
+    reader = point_reader(db)
+    sampler = metrics.install(config, db)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -37,22 +37,27 @@ def create_app(config: Config) -> FastAPI:
             identity.publish(db, config)
         except OSError as exc:
             log.error("gateway identity snapshot not written: %s", exc)
-        commit_stamp = CommitStamp.open(config.db_path)  # open_database() set WAL mode
-        app.state.user_lookup = UserLookup(point_reader, commit_stamp)
+        commit_stamp = CommitStamp.for_database(db)  # open_database() set WAL mode
+        app.state.user_lookup = UserLookup(reader, commit_stamp)
         if not config.local_model:
             log.warning("NOVA_LOCAL_MODEL is not set: no model will count as local")
         app.state.local_client = httpx.AsyncClient(trust_env=False)
         app.state.provider_client = httpx.AsyncClient(trust_env=True)
         sampler.start()
         freeze_startup_heap()
-        log.info("nova-settings %s ready; state in %s", __version__, config.state_dir)
+        log.info(
+            "nova-settings %s ready; state in %s, database: %s",
+            __version__,
+            config.state_dir,
+            db.backend,
+        )
         try:
             yield
         finally:
             await app.state.local_client.aclose()
             await app.state.provider_client.aclose()
             sampler.stop()
-            point_reader.close_all()
+            reader.close_all()
             commit_stamp.close()
             db.close_all()
 

@@ -18,6 +18,11 @@ lives here, so that the rest of the package stays plain FastAPI and peewee:
 * the routes sit in the app's own route table, not behind ``include_router`` (``flat_routes``),
   and the objects built at startup are moved out of the cyclic GC's way (``freeze_startup_heap``).
 
+On Postgres (``NOVA_SETTINGS_DATABASE_URL``) there is no file to open beside the pool and no
+WAL-index to watch: the same prepared query runs on the request's pooled connection
+(``PooledPointReader``) and the row cache stays off (``CommitStamp.for_database``), so every
+lookup asks the server and still sees every commit at once.
+
 What the benchmark showed (``scripts/bench-settings``: requests/s of the settings read over
 those of ``GET /api/ping`` on the same server, 1/8/32 clients, 2 vCPUs; target >= 0.8): with
 the single query on the per-thread connection, the flat route table and ``gc.freeze`` the
@@ -43,7 +48,7 @@ import peewee
 from fastapi import APIRouter, FastAPI
 from starlette.types import Scope
 
-from .core.db import BUSY_TIMEOUT_MS
+from .core.db import BUSY_TIMEOUT_MS, Database, SqliteDatabase
 from .core.security import TOKEN_RE, digests_match, hash_token
 from .models import User, UserSettings
 from .schemas import SettingsOut
@@ -64,14 +69,21 @@ class PreparedQuery:
 
     def __init__(self, build: Any) -> None:
         self._build = build
-        self._compiled: tuple[str, list[Any]] | None = None
+        # Per dialect (placeholders differ: ? for SQLite, %s for Postgres).
+        self._compiled: dict[type[peewee.Database], tuple[str, list[Any]]] = {}
 
-    def bind(self, **values: Any) -> tuple[str, list[Any]]:
-        if self._compiled is None:
-            sql, params = self._build().sql()
-            self._compiled = (sql, list(params))
-        sql, params = self._compiled
+    def bind(self, dialect: peewee.Database, **values: Any) -> tuple[str, list[Any]]:
+        """The SQL in ``dialect``'s flavour and its parameters, ``values`` put in."""
+        compiled = self._compiled.get(type(dialect))
+        if compiled is None:
+            sql, params = dialect.get_sql_context().parse(self._build())
+            compiled = self._compiled[type(dialect)] = (sql, list(params))
+        sql, params = compiled
         return sql, [values[p.name] if isinstance(p, _Placeholder) else p for p in params]
+
+
+# Compiles the prepared queries for the plain sqlite3 connections (never connects).
+_SQLITE_DIALECT = peewee.SqliteDatabase(None)
 
 
 class PointReader:
@@ -100,7 +112,7 @@ class PointReader:
         return conn
 
     def fetchone(self, query: PreparedQuery, **values: Any) -> tuple[Any, ...] | None:
-        sql, params = query.bind(**values)
+        sql, params = query.bind(_SQLITE_DIALECT, **values)
         # fetchall() runs the statement to completion, which ends its read snapshot; a
         # half-read statement would pin this connection to an old snapshot.
         rows = self._connection().execute(sql, params).fetchall()
@@ -112,6 +124,31 @@ class PointReader:
         for conn in opened:
             conn.close()
         self._local = threading.local()
+
+
+class PooledPointReader:
+    """Postgres: the point reads on the request's pooled connection (checked out here if the
+    request has none yet; DbScopeMiddleware returns it). A per-thread connection of its own
+    would save a pool checkout but cost the server a connection per thread."""
+
+    def __init__(self, db: Database) -> None:
+        self._db = db
+
+    def fetchone(self, query: PreparedQuery, **values: Any) -> tuple[Any, ...] | None:
+        if self._db.is_closed():
+            self._db.connect()
+        sql, params = query.bind(self._db, **values)
+        return self._db.execute_sql(sql, params).fetchone()
+
+    def close_all(self) -> None:
+        """The pool's connections are closed with the pool (``db.close_all()``)."""
+
+
+def point_reader(db: Database) -> PointReader | PooledPointReader:
+    """The hot path's reader for ``db``: its own sqlite3 connections, or Postgres' pool."""
+    if isinstance(db, SqliteDatabase):
+        return PointReader(db.database)
+    return PooledPointReader(db)
 
 
 class _Placeholder:
@@ -174,6 +211,14 @@ class CommitStamp:
             anchor.close()
             return cls(None, None)
         return cls(anchor, header)
+
+    @classmethod
+    def for_database(cls, db: Database) -> CommitStamp:
+        """SQLite's stamp; on Postgres one that always reads None (nothing to map: a commit
+        there is not visible in any local file), which keeps UserLookup's cache off."""
+        if isinstance(db, SqliteDatabase):
+            return cls.open(db.database)
+        return cls(None, None)
 
     @property
     def enabled(self) -> bool:
@@ -246,7 +291,7 @@ class AuthenticatedUser:
         return self.role == "admin"
 
 
-def _query_user(reader: PointReader, digest: str) -> AuthenticatedUser | None:
+def _query_user(reader: PointReader | PooledPointReader, digest: str) -> AuthenticatedUser | None:
     """The enabled user whose stored token hash is ``digest``, or None: one query on the unique
     index (so its timing says nothing about the token); the final comparison is constant-time
     anyway."""
@@ -270,7 +315,12 @@ class UserLookup:
     Unknown tokens are never cached. Runs on the event loop only.
     """
 
-    def __init__(self, reader: PointReader, stamp: CommitStamp, max_entries: int = 4096) -> None:
+    def __init__(
+        self,
+        reader: PointReader | PooledPointReader,
+        stamp: CommitStamp,
+        max_entries: int = 4096,
+    ) -> None:
         self._reader = reader
         self._stamp = stamp
         self._max_entries = max_entries

@@ -4,7 +4,7 @@
   access-log middleware, which already times every request;
 * provider key validations by outcome;
 * usage through the gateway per user name and model (the ``usage`` table's totals, read at
-  scrape time from SQLite: requests, errors, tokens, cost);
+  scrape time from the database: requests, errors, tokens, cost);
 * the GPUs from NVML, the model disk and the watchdog's counters, sampled by a background thread
   every ``NOVA_METRICS_SAMPLE_S`` seconds, so a scrape never waits on the driver.
 
@@ -21,8 +21,8 @@ import sqlite3
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
+import peewee
 from prometheus_client import CollectorRegistry, Counter, Histogram
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -31,6 +31,7 @@ from nova_common.gateway_identity import OPERATOR_USER_ID
 from nova_common.nvml import GpuReading, read_gpus
 
 from .core.config import Config
+from .core.db import Database, SqliteDatabase
 
 log = logging.getLogger(__name__)
 
@@ -49,6 +50,7 @@ KEY_VALIDATIONS = Counter(
     registry=REGISTRY,
 )
 OPERATOR_LABEL = "(master key)"
+DELETED_USER_LABEL = "(deleted user)"
 
 
 def observe_request(route: str, method: str, status: int, seconds: float) -> None:
@@ -172,22 +174,32 @@ class UsageCollector(Collector):
         ("cost", "nova_usage_cost_usd", "Cost in USD (LiteLLM's cost map; 0 for local)."),
     )
 
-    def __init__(self, db_path: Path) -> None:
-        self.db_path = db_path
+    QUERY = (
+        "SELECT coalesce(u.name, CASE WHEN s.user_id = ? THEN ? ELSE ? END),"
+        " s.model, sum(s.requests), sum(s.errors), sum(s.prompt_tokens),"
+        ' sum(s.completion_tokens), sum(s.cost) FROM usage s LEFT JOIN "user" u'
+        " ON u.id = s.user_id GROUP BY 1, 2 ORDER BY 1, 2"
+    )
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
 
     def _rows(self) -> list[tuple]:
-        query = (
-            'SELECT coalesce(u.name, CASE WHEN s.user_id = ? THEN ? ELSE "(deleted user)" END),'
-            " s.model, sum(s.requests), sum(s.errors), sum(s.prompt_tokens),"
-            ' sum(s.completion_tokens), sum(s.cost) FROM usage s LEFT JOIN "user" u'
-            " ON u.id = s.user_id GROUP BY 1, 2 ORDER BY 1, 2"
-        )
+        query = self.QUERY.replace("?", self.db.param)  # Postgres' placeholder is %s
+        params = (OPERATOR_USER_ID, OPERATOR_LABEL, DELETED_USER_LABEL)
+        if not isinstance(self.db, SqliteDatabase):
+            # Postgres: the pool (the scrape's request connection); no read-only file to open.
+            try:
+                with self.db.connected():
+                    return list(self.db.execute_sql(query, params).fetchall())
+            except peewee.DatabaseError:
+                return []
         try:
-            conn = sqlite3.connect(f"file:{self.db_path}?mode=ro", uri=True, timeout=2)
+            conn = sqlite3.connect(f"file:{self.db.database}?mode=ro", uri=True, timeout=2)
         except sqlite3.Error:
             return []
         try:
-            return conn.execute(query, (OPERATOR_USER_ID, OPERATOR_LABEL)).fetchall()
+            return conn.execute(query, params).fetchall()
         except sqlite3.Error:
             return []
         finally:
@@ -202,12 +214,12 @@ class UsageCollector(Collector):
             yield family
 
 
-def install(config: Config) -> HostSampler:
+def install(config: Config, db: Database) -> HostSampler:
     """Register the collectors for this process; the returned sampler is started by the app."""
     sampler = HostSampler(config)
     for collector in list(REGISTRY._collector_to_names):  # a second app in one process (tests)
         if isinstance(collector, HostCollector | UsageCollector):
             REGISTRY.unregister(collector)
     REGISTRY.register(HostCollector(sampler))
-    REGISTRY.register(UsageCollector(config.db_path))
+    REGISTRY.register(UsageCollector(db))
     return sampler

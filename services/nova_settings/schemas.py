@@ -270,7 +270,9 @@ class GatewayKeyRevoked(BaseModel):
 class UsageRecordIn(StrictInput):
     """One batch line from the gateway: counts for a user, UTC day and model."""
 
-    user_id: int = Field(ge=0)
+    # A user id fits the column on both backends (Postgres' INTEGER is 32 bits): a larger one
+    # is a 422 here, not the database's error.
+    user_id: int = Field(ge=0, le=2**31 - 1)
     day: str = Field(pattern=r"^\d{4}-\d{2}-\d{2}$")
     model: ModelName
     requests: int = Field(ge=0, le=10**9)

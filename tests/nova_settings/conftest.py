@@ -1,7 +1,12 @@
 """Fixtures: the settings service under real uvicorn on loopback, with stand-in upstreams.
 
-One service (and one set of stand-ins) per test session; tests that change a stand-in's mode
-put it back. ``run_service`` starts further instances for tests that need their own DB.
+One service per database backend (and one set of stand-ins) per test session; tests that change
+a stand-in's mode put it back. ``run_service`` starts further instances for tests that need
+their own DB.
+
+Every test that uses ``backend`` (through ``service`` or a fixture of its own) runs twice: on
+SQLite (a fresh file per service) and on Postgres (a real server, postgres.py: a fresh database
+per service). ``Service.sql`` reads or changes a service's database on either.
 """
 
 from __future__ import annotations
@@ -24,6 +29,8 @@ import pytest
 from tests.standins.fake_gateway import FakeGateway, FakeLlamaServer
 from tests.standins.google_api import GoogleApiStandin
 from tests.standins.langsmith_api import LangSmithApiStandin
+
+from .postgres import PgCluster, find_bindir
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -50,6 +57,45 @@ class Upstreams:
     master_key_file: Path
 
 
+@dataclass(frozen=True)
+class Backend:
+    """A database backend the suite runs on: "sqlite", or "postgres" with its cluster."""
+
+    name: str
+    cluster: PgCluster | None = None
+
+    def database_env(self) -> dict[str, str]:
+        """The environment that gives a new service a fresh database (SQLite: its state dir's
+        file, nothing to set)."""
+        if self.cluster is None:
+            return {}
+        return {
+            "NOVA_SETTINGS_DATABASE_URL": self.cluster.url(self.cluster.new_database()),
+            "NOVA_SETTINGS_DATABASE_PASSWORD_FILE": str(self.cluster.password_file),
+        }
+
+    def sql(self, env: dict[str, str], query: str, params: tuple = ()) -> list[tuple]:
+        """Run ``query`` (``?`` placeholders) on the database ``env`` names, committed; its
+        rows."""
+        url = env.get("NOVA_SETTINGS_DATABASE_URL")
+        if url is None:
+            path = Path(env["NOVA_SETTINGS_STATE_DIR"]) / "settings.db"
+            with contextlib.closing(sqlite3.connect(path)) as conn, conn:
+                conn.execute("PRAGMA foreign_keys = 1")
+                return conn.execute(query, params).fetchall()
+        assert self.cluster is not None
+        conn = self.cluster.connect(url.rsplit("/", 1)[1])
+        try:
+            with conn, conn.cursor() as cur:
+                cur.execute(query.replace("?", "%s"), params)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+
+SQLITE = Backend("sqlite")
+
+
 @dataclass
 class Service:
     url: str
@@ -58,10 +104,15 @@ class Service:
     env: dict[str, str]
     log_path: Path
     proc: subprocess.Popen[bytes]
+    backend: Backend = SQLITE
 
     @property
     def db_path(self) -> Path:
         return self.state_dir / "settings.db"
+
+    def sql(self, query: str, params: tuple = ()) -> list[tuple]:
+        """Run ``query`` (``?`` placeholders) on this service's database; its rows."""
+        return self.backend.sql(self.env, query, params)
 
     def client(self, token: str | None = None) -> httpx.Client:
         headers = {"authorization": f"Bearer {token or self.token}"}
@@ -71,12 +122,12 @@ class Service:
         return self.log_path.read_text(encoding="utf-8", errors="replace")
 
     def db_row(self, user: str = "alice") -> tuple:
-        with contextlib.closing(sqlite3.connect(self.db_path)) as conn:
-            return conn.execute(
-                "SELECT s.llm_model, s.llm_temperature, s.llm_max_tokens, s.revision "
-                'FROM user_settings s JOIN "user" u ON u.id = s.user_id WHERE u.name = ?',
-                (user,),
-            ).fetchone()
+        (row,) = self.sql(
+            "SELECT s.llm_model, s.llm_temperature, s.llm_max_tokens, s.revision "
+            'FROM user_settings s JOIN "user" u ON u.id = s.user_id WHERE u.name = ?',
+            (user,),
+        )
+        return row
 
     def admin(self, *args: str) -> dict:
         out = subprocess.run(
@@ -118,9 +169,14 @@ def run_service(
     user: str = "alice",
     env_overrides: dict[str, str] | None = None,
     role: str = "admin",
+    backend: Backend = SQLITE,
 ) -> Iterator[Service]:
     port = free_port()
-    env = {**service_env(state_dir, upstreams, port), **(env_overrides or {})}
+    env = {
+        **service_env(state_dir, upstreams, port),
+        **backend.database_env(),
+        **(env_overrides or {}),
+    }
     token_file = state_dir.parent / f"{state_dir.name}-{user}.token"
     subprocess.run(
         [
@@ -145,7 +201,8 @@ def run_service(
             [sys.executable, "-m", "nova_settings"], env=env, stdout=log, stderr=log
         )
     url = f"http://127.0.0.1:{port}"
-    service = Service(url, token_file.read_text().strip(), state_dir, env, log_path, proc)
+    token = token_file.read_text().strip()
+    service = Service(url, token, state_dir, env, log_path, proc, backend)
     try:
         deadline = time.monotonic() + 20
         while True:
@@ -186,9 +243,29 @@ def upstreams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstreams]:
 
 
 @pytest.fixture(scope="session")
-def service(tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams) -> Iterator[Service]:
+def pg_cluster() -> Iterator[PgCluster]:
+    """Debian's Postgres server, started for this session (scripts/test installs it)."""
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.fail("Postgres is not installed (/usr/lib/postgresql/*/bin): run scripts/test")
+    cluster = PgCluster.start(bindir)
+    yield cluster
+    cluster.stop()
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> Backend:
+    if request.param == "sqlite":
+        return SQLITE
+    return Backend("postgres", request.getfixturevalue("pg_cluster"))
+
+
+@pytest.fixture(scope="session")
+def service(
+    tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams, backend: Backend
+) -> Iterator[Service]:
     state_dir = tmp_path_factory.mktemp("svc") / "state"
-    with run_service(state_dir, upstreams) as svc:
+    with run_service(state_dir, upstreams, backend=backend) as svc:
         yield svc
 
 

@@ -11,13 +11,23 @@ import pytest
 
 from nova_common.gateway_identity import utc_day
 
-from .conftest import GOOGLE_KEY, LOCAL_MODEL, MASTER_KEY, Service, Upstreams, run_service
+from .conftest import (
+    GOOGLE_KEY,
+    LOCAL_MODEL,
+    MASTER_KEY,
+    Backend,
+    Service,
+    Upstreams,
+    run_service,
+)
 
 METRICS_TOKEN = "nm-metrics-test-token-0123456789abcdef"
 
 
 @pytest.fixture(scope="module")
-def svc(tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams) -> Iterator[Service]:
+def svc(
+    tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams, backend: Backend
+) -> Iterator[Service]:
     state = tmp_path_factory.mktemp("metrics") / "state"
     token_file = state.parent / "metrics-token"
     token_file.write_text(METRICS_TOKEN + "\n")
@@ -29,7 +39,7 @@ def svc(tmp_path_factory: pytest.TempPathFactory, upstreams: Upstreams) -> Itera
         "NOVA_WATCHDOG_STATE": str(watchdog),
         "NOVA_METRICS_SAMPLE_S": "0.5",
     }
-    with run_service(state, upstreams, env_overrides=env) as service:
+    with run_service(state, upstreams, env_overrides=env, backend=backend) as service:
         yield service
 
 

@@ -24,8 +24,9 @@ MAX_EXAMPLES = 25  # per operation and phase: about 20 s on 2 cores
 
 
 @pytest.fixture(scope="module")
-def contract_service(tmp_path_factory, upstreams):
-    with run_service(tmp_path_factory.mktemp("contract") / "state", upstreams) as svc:
+def contract_service(tmp_path_factory, upstreams, backend):
+    state = tmp_path_factory.mktemp("contract") / "state"
+    with run_service(state, upstreams, backend=backend) as svc:
         yield svc
 
 

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import socket
-import sqlite3
 
 import pytest
 
@@ -27,11 +25,10 @@ def test_a_user_without_a_settings_row_gets_the_defaults_stored(service, tmp_pat
     """A user row with no settings row (created by hand, or by an older release): the first
     read seeds and stores the defaults, and later reads and writes see that row."""
     service.admin("ensure-user", "erin", "--token-file", str(tmp_path / "erin"))
-    with contextlib.closing(sqlite3.connect(service.db_path)) as conn, conn:
-        conn.execute(
-            'DELETE FROM user_settings WHERE user_id = (SELECT id FROM "user" WHERE name = ?)',
-            ("erin",),
-        )
+    service.sql(
+        'DELETE FROM user_settings WHERE user_id = (SELECT id FROM "user" WHERE name = ?)',
+        ("erin",),
+    )
     with service.client((tmp_path / "erin").read_text().strip()) as c:
         first = c.get("/api/user-settings/")
         assert first.status_code == 200, first.text
@@ -45,17 +42,16 @@ def test_a_user_without_a_settings_row_gets_the_defaults_stored(service, tmp_pat
 def test_a_change_written_by_another_process_is_read_at_once(service, client, fresh_settings):
     """The service serves the settings read from memory between commits
     (fast_read.UserLookup): a row changed behind its back (here by this test process's own
-    connection) must still be what the very next read returns."""
-    with contextlib.closing(sqlite3.connect(service.db_path)) as conn:
-        for step in range(1, 21):
-            assert client.get("/api/user-settings/").status_code == 200  # cached now
-            with conn:
-                conn.execute(
-                    "UPDATE user_settings SET llm_temperature = ?, revision = revision + 1 "
-                    'WHERE user_id = (SELECT id FROM "user" WHERE name = ?)',
-                    (step / 10, "alice"),
-                )
-            assert client.get("/api/user-settings/").json()["llm_temperature"] == step / 10
+    connection) must still be what the very next read returns. (Postgres has no such cache:
+    the same must hold all the same.)"""
+    for step in range(1, 21):
+        assert client.get("/api/user-settings/").status_code == 200  # cached now
+        service.sql(
+            "UPDATE user_settings SET llm_temperature = ?, revision = revision + 1 "
+            'WHERE user_id = (SELECT id FROM "user" WHERE name = ?)',
+            (step / 10, "alice"),
+        )
+        assert client.get("/api/user-settings/").json()["llm_temperature"] == step / 10
 
 
 def test_put_and_patch(client, fresh_settings):

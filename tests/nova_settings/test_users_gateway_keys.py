@@ -3,9 +3,7 @@ snapshot it publishes for the gateway (nova_common/gateway_identity.py)."""
 
 from __future__ import annotations
 
-import contextlib
 import json
-import sqlite3
 from collections.abc import Iterator
 
 import httpx
@@ -19,10 +17,11 @@ VALIDATE = "/api/user-settings/validate-api-key"
 
 
 @pytest.fixture(scope="module")
-def svc(tmp_path_factory, upstreams) -> Iterator[Service]:
+def svc(tmp_path_factory, upstreams, backend) -> Iterator[Service]:
     state = tmp_path_factory.mktemp("users") / "state"
     identity = state.parent / "identity" / "identity.json"
-    with run_service(state, upstreams, env_overrides={"NOVA_GATEWAY_IDENTITY": str(identity)}) as s:
+    env = {"NOVA_GATEWAY_IDENTITY": str(identity)}
+    with run_service(state, upstreams, env_overrides=env, backend=backend) as s:
         yield s
 
 
@@ -93,10 +92,7 @@ def test_a_gateway_key_is_shown_once_stored_as_a_hash_and_published(svc):
         r = c.post("/api/gateway-key")
     assert r.status_code == 201
     key = r.json()["key"]
-    with contextlib.closing(sqlite3.connect(svc.db_path)) as conn:
-        (stored,) = conn.execute(
-            'SELECT gateway_key_hash FROM "user" WHERE name = ?', ("keyholder",)
-        ).fetchone()
+    ((stored,),) = svc.sql('SELECT gateway_key_hash FROM "user" WHERE name = ?', ("keyholder",))
     assert stored == hash_key(key)
     text = (svc.state_dir.parent / "identity" / "identity.json").read_text()
     assert key not in text
@@ -127,8 +123,7 @@ def test_usage_comes_only_from_the_gateway_and_budgets_are_published(svc):
         assert (
             admin.patch("/api/users/spender", json={"daily_token_budget": 100}).status_code == 200
         )
-    with contextlib.closing(sqlite3.connect(svc.db_path)) as conn:
-        (user_id,) = conn.execute('SELECT id FROM "user" WHERE name = ?', ("spender",)).fetchone()
+    ((user_id,),) = svc.sql('SELECT id FROM "user" WHERE name = ?', ("spender",))
     del users
     record = {
         "user_id": user_id,
@@ -183,8 +178,7 @@ def test_try_it_key_is_the_sessions_published_as_its_user_and_dies_at_sign_out(s
         assert keys[hash_key(key)]["name"] == "tryit-user"
         reader = SnapshotReader(svc.state_dir.parent / "identity" / "identity.json")
         assert reader.lookup(key).name == "tryit-user"
-        with contextlib.closing(sqlite3.connect(svc.db_path)) as conn:
-            stored = [v for row in conn.execute("SELECT * FROM web_session") for v in row]
+        stored = [v for row in svc.sql("SELECT * FROM web_session") for v in row]
         assert key not in stored and cookie not in stored
         assert web.post("/signout", data={"csrf_token": csrf}).status_code == 303
         assert hash_key(key) not in snapshot(svc)["keys"]

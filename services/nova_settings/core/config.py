@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import parse_qsl, urlsplit
 
 from pydantic import Field, field_validator
 from pydantic_core import PydanticUseDefault
@@ -33,6 +34,15 @@ def _credential_llama_api_key() -> Path | None:
     return credential_path(LLAMA_API_KEY)
 
 
+# The Postgres role's password (LoadCredential=settings-database-password), when
+# NOVA_SETTINGS_DATABASE_URL names a server.
+DATABASE_CREDENTIAL = "settings-database-password"
+
+
+def _credential_database_password() -> Path | None:
+    return credential_path(DATABASE_CREDENTIAL)
+
+
 class Config(BaseSettings):
     """Everything the service reads from its environment, validated."""
 
@@ -41,11 +51,23 @@ class Config(BaseSettings):
         extra="ignore",  # the environment holds much else
         env_ignore_empty=True,
         populate_by_name=True,  # Config(state_dir=...) in code and tests
+        # A refused value is never echoed: NOVA_SETTINGS_DATABASE_URL may carry a password.
+        hide_input_in_errors=True,
     )
 
     host: str = Field("127.0.0.1", alias="NOVA_SETTINGS_HOST")
     port: int = Field(8000, ge=1, le=65535, alias="NOVA_SETTINGS_PORT")
     state_dir: Path = Field(Path("/var/lib/nova-settings"), alias="NOVA_SETTINGS_STATE_DIR")
+    # Postgres instead of the SQLite file in state_dir (unset: SQLite), as
+    # postgresql://ROLE@HOST:PORT/DATABASE[?sslmode=...]. Never with a password: that comes
+    # from database_password_file.
+    database_url: str | None = Field(None, alias="NOVA_SETTINGS_DATABASE_URL")
+    database_password_file: Path | None = Field(
+        default_factory=_credential_database_password, alias="NOVA_SETTINGS_DATABASE_PASSWORD_FILE"
+    )
+    # Postgres connections this process may hold: one per request in flight (a request past it
+    # waits up to 10 s). Every host's pool counts against the server's max_connections.
+    database_pool_size: int = Field(64, ge=2, le=1000, alias="NOVA_SETTINGS_DATABASE_POOL_SIZE")
     local_model: str | None = Field(None, alias="NOVA_LOCAL_MODEL")
     llama_url: str = Field("http://127.0.0.1:8080", alias="NOVA_LLAMA_URL")
     # llama-server's API key (LoadCredential=llama-api-key): /props for discovery.
@@ -117,6 +139,28 @@ class Config(BaseSettings):
         if not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/")
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        try:
+            url = urlsplit(value)
+            url.port  # noqa: B018 -- parses the port: ValueError when it is not a number
+        except ValueError:
+            raise ValueError("not a URL") from None
+        if url.scheme not in ("postgresql", "postgres"):
+            raise ValueError("must be a postgresql:// URL (unset for SQLite)")
+        query = {name.lower() for name, _ in parse_qsl(url.query)}
+        if url.password is not None or "password" in query:
+            raise ValueError(
+                "must not carry a password: put it in the file that"
+                " NOVA_SETTINGS_DATABASE_PASSWORD_FILE names"
+            )
+        if not url.hostname or not url.username or not url.path.strip("/"):
+            raise ValueError("must name the role, the host and the database")
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

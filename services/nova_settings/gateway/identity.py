@@ -3,7 +3,7 @@ nova_common/gateway_identity.py).
 
 Every change to what the gateway must know (a gateway key created, rotated or revoked, a user
 disabled or re-enabled, a role, settings or budget changed, a budget used up, a provider key
-stored or removed) commits to SQLite first and then calls ``publish()`` before the API call
+stored or removed) commits to the database first and then calls ``publish()`` before the API call
 answers, so the gateway sees it on its next request. Publishing reads the committed state and
 writes the whole file under an exclusive lock, so concurrent publishers (the service's threads,
 ``nova-settings-admin``) cannot leave an older state in place of a newer one.
@@ -41,16 +41,6 @@ def _locked(path: Path) -> Iterator[None]:
         yield
     finally:
         os.close(fd)  # releases the lock
-
-
-@contextmanager
-def _connected(db: Database) -> Iterator[None]:
-    """Use the caller's connection if it has one (a request's), else one for this block."""
-    if not db.is_closed():
-        yield
-        return
-    with db.connection_context():
-        yield
 
 
 def over_budget_user_ids(day: str | None = None) -> set[int]:
@@ -121,7 +111,7 @@ def publish(db: Database, config: Config) -> bool:
     if path is None:
         return False
     path.parent.mkdir(parents=True, exist_ok=True)
-    with _locked(path), _connected(db):
+    with _locked(path), db.connected():
         over = over_budget_user_ids()
         write_snapshot(path, _identities(config, over), litellm_config.unavailable_models(config))
         _last_over_budget = over
@@ -132,7 +122,7 @@ def publish_if_budgets_changed(db: Database, config: Config) -> bool:
     """After usage was recorded: publish only when a user crossed (or left) their budget."""
     if config.gateway_identity is None:
         return False
-    with _connected(db):
+    with db.connected():
         over = over_budget_user_ids()
     if over == _last_over_budget:
         return False
