@@ -14,9 +14,12 @@ SETTINGS_ENV = ROOT / "ansible/roles/nova_settings/templates/etc/nova/settings.e
 
 
 def test_the_defaults_name_the_roles_services_in_order() -> None:
+    """A host in both groups (the single-host default) runs the inference services, then the
+    gateway's (tests/ansible_roles/test_layout.py evaluates the same with Ansible)."""
     role = yaml.safe_load(NOVA_VARS.read_text())
-    assert tuple(role["nova_services"]) == suite.SERVICE_UNITS
-    assert tuple(role["nova_suite_extra_units"]) == suite.EXTRA_UNITS
+    services = (*role["nova_inference_services"], *role["nova_gateway_services"])
+    assert services == suite.SERVICE_UNITS
+    assert tuple(role["nova_gateway_extra_units"]) == suite.EXTRA_UNITS
 
 
 def test_the_settings_env_file_passes_the_roles_list_to_both_tools() -> None:
