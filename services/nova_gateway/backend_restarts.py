@@ -244,7 +244,7 @@ class RestartTolerantTransport(httpx.AsyncBaseTransport):
                 await response.aclose()
                 reason = "503 (loading)"
             self._leave_out(base, call.model, reason)
-            if self._others_up(call):
+            if base is not None and self._others_up(call):
                 _count(REROUTES, call.model)
                 continue  # another host of the group may answer at once
             if not waited:

@@ -151,6 +151,16 @@ def test_past_the_wait_the_answer_is_503_with_retry_after() -> None:
     assert MODEL in json.loads(raw)["error"]["message"]
 
 
+def test_one_host_past_the_wait_is_503_too() -> None:
+    """As deployed with one inference host: the call knows its one host (no other to try)."""
+    inner, seen = backend(*[httpx.ConnectError("refused")] * 1000)
+    base = URL.removesuffix("/chat/completions")
+    transport = RestartTolerantTransport(inner, waits=lambda _r: Waits(0.1, 0.1, (base,)))
+    status, headers, _raw = run(transport, {**REQUEST, "stream": False})
+    assert status == 503 and headers["retry-after"] == "10"
+    assert 1 < len(seen) < 100  # polled every POLL_S, not in a busy loop
+
+
 def test_a_stream_that_cannot_be_continued_ends_with_an_error_event() -> None:
     cut = sse([chunk("a", {"role": "assistant"}), chunk("a", {"content": '{"a":'})], done=False)
     inner, seen = backend(streaming(cut, cut=True))
