@@ -24,11 +24,6 @@ def _local_deployments() -> list[tuple[str, str]]:
     return out
 
 
-def local_api_bases() -> tuple[str, ...]:
-    """The api_base of every local deployment (llama-server), one per inference host."""
-    return tuple(base for _group, base in _local_deployments())
-
-
 def local_group_of(url: str) -> tuple[str, tuple[str, ...]] | None:
     """For a request to a local deployment: its model group and the api_base of every local
     deployment of that group (the inference hosts that serve the same model), the one the
