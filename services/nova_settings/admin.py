@@ -233,12 +233,17 @@ def main(argv: list[str] | None = None) -> int:
     except DatabaseConfigError as exc:
         print(f"nova-settings-admin: bad configuration: {exc}", file=sys.stderr)
         return 2
+    # Shared Postgres: the changes made here reach the other gateway hosts' snapshots too.
+    peers = identity.start_peers(db, config) if args.command != "migrate" else None
     try:
         return _run(args, config, db)
     except peewee.OperationalError as exc:  # unreachable server, refused login, locked file
         print(f"nova-settings-admin: database: {exc}".rstrip(), file=sys.stderr)
         return 1
     finally:
+        if peers is not None:
+            identity.use_peers(None)
+            peers.stop()
         db.close_all()
         _chown_db_to_state_dir_owner(config)
 

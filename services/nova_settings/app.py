@@ -32,6 +32,8 @@ def create_app(config: Config) -> FastAPI:
             before, after = migrate(db)
         if before != after:
             log.info("schema upgraded from version %d to %d", before, after)
+        # Other gateway hosts sharing the database: hear their changes, tell them ours.
+        peers = identity.start_peers(db, config)
         # The gateway admits users by this snapshot: make it match the database on every start.
         try:
             identity.publish(db, config)
@@ -57,6 +59,9 @@ def create_app(config: Config) -> FastAPI:
             await app.state.local_client.aclose()
             await app.state.provider_client.aclose()
             sampler.stop()
+            if peers is not None:
+                identity.use_peers(None)
+                peers.stop()
             reader.close_all()
             commit_stamp.close()
             db.close_all()

@@ -6,7 +6,9 @@ disabled or re-enabled, a role, settings or budget changed, a budget used up, a 
 stored or removed) commits to the database first and then calls ``publish()`` before the API call
 answers, so the gateway sees it on its next request. Publishing reads the committed state and
 writes the whole file under an exclusive lock, so concurrent publishers (the service's threads,
-``nova-settings-admin``) cannot leave an older state in place of a newer one.
+``nova-settings-admin``) cannot leave an older state in place of a newer one. Where several
+gateway hosts share a Postgres database, publishing also has the other hosts rewrite theirs
+(identity_peers.py) before it returns.
 """
 
 from __future__ import annotations
@@ -21,10 +23,11 @@ from pathlib import Path
 from nova_common.gateway_identity import Identity, next_utc_midnight, utc_day, write_snapshot
 
 from ..core.config import Config
-from ..core.db import Database
+from ..core.db import Database, postgres_params
 from ..crud import DEFAULT_MAX_TOKENS, DEFAULT_TEMPERATURE, utcnow
 from ..models import Usage, User, UserSettings, WebSession
 from . import litellm_config
+from .identity_peers import IdentityPeers
 
 log = logging.getLogger(__name__)
 
@@ -102,10 +105,30 @@ def _identities(config: Config, over: set[int]) -> dict[str, Identity]:
 
 
 _last_over_budget: set[int] | None = None
+_peers: IdentityPeers | None = None
 
 
-def publish(db: Database, config: Config) -> bool:
-    """Rewrite the snapshot from the committed state. False when publishing is off."""
+def use_peers(peers: IdentityPeers | None) -> None:
+    """Announce every publish to the other gateway hosts through ``peers`` (None: stop)."""
+    global _peers
+    _peers = peers
+
+
+def start_peers(db: Database, config: Config) -> IdentityPeers | None:
+    """On Postgres with a snapshot to keep: listen for the other hosts' changes, and announce
+    ours (``use_peers``). None where there is nothing to share (SQLite, or no snapshot)."""
+    if db.backend != "postgres" or config.gateway_identity is None:
+        return None
+    dbname, params = postgres_params(config)
+    peers = IdentityPeers(db, dbname, params, lambda: write_local(db, config))
+    if not peers.start():
+        log.warning("identity listener not connected yet; it keeps trying")
+    use_peers(peers)
+    return peers
+
+
+def write_local(db: Database, config: Config) -> bool:
+    """Rewrite this host's snapshot from the committed state. False when publishing is off."""
     global _last_over_budget
     path = config.gateway_identity
     if path is None:
@@ -115,6 +138,16 @@ def publish(db: Database, config: Config) -> bool:
         over = over_budget_user_ids()
         write_snapshot(path, _identities(config, over), litellm_config.unavailable_models(config))
         _last_over_budget = over
+    return True
+
+
+def publish(db: Database, config: Config) -> bool:
+    """Rewrite the snapshot from the committed state, and have the other gateway hosts rewrite
+    theirs (when they share the database). False when publishing is off."""
+    if not write_local(db, config):
+        return False
+    if _peers is not None:
+        _peers.announce()
     return True
 
 
