@@ -30,7 +30,7 @@ from tests.standins.fake_gateway import FakeGateway, FakeLlamaServer
 from tests.standins.google_api import GoogleApiStandin
 from tests.standins.langsmith_api import LangSmithApiStandin
 
-from .postgres import PgCluster, find_bindir
+from .postgres import PgCluster, running_cluster
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -245,12 +245,8 @@ def upstreams(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Upstreams]:
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
     """Debian's Postgres server, started for this session (scripts/test installs it)."""
-    bindir = find_bindir()
-    if bindir is None:
-        pytest.fail("Postgres is not installed (/usr/lib/postgresql/*/bin): run scripts/test")
-    cluster = PgCluster.start(bindir)
-    yield cluster
-    cluster.stop()
+    with running_cluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])

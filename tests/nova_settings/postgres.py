@@ -137,3 +137,19 @@ class PgCluster:
         with contextlib.suppress(subprocess.SubprocessError):
             self._pg("pg_ctl", "-D", str(self.data), "-m", "immediate", "-w", "stop")
         shutil.rmtree(self.base, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def running_cluster() -> Iterator[PgCluster]:
+    """A throwaway cluster for a test session or module; fails the test when Debian's server is
+    not installed (scripts/test installs it)."""
+    import pytest
+
+    bindir = find_bindir()
+    if bindir is None:
+        pytest.fail("Postgres is not installed (/usr/lib/postgresql/*/bin): run scripts/test")
+    cluster = PgCluster.start(bindir)
+    try:
+        yield cluster
+    finally:
+        cluster.stop()

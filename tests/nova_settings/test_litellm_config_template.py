@@ -14,6 +14,7 @@ def render(
     gemini_api_base: str = "",
     disable_cooldowns: bool = True,
     api_bases: tuple[str, ...] = ("http://127.0.0.1:8080/v1",),
+    redis: str = "",
 ) -> dict:
     text = render_template(
         {
@@ -26,6 +27,7 @@ def render(
             "allowed_fails": 1,
             "cooldown_time_s": 30,
             "disable_cooldowns": disable_cooldowns,
+            "redis": redis,
         }
     )
     return yaml.safe_load(text)
@@ -39,6 +41,7 @@ def test_local_only_has_no_cloud_models_and_no_fallbacks():
     assert local["api_base"] == "http://127.0.0.1:8080/v1"
     assert "fallbacks" not in config["litellm_settings"]
     assert config["general_settings"]["master_key"] == "os.environ/LITELLM_MASTER_KEY"
+    assert not any(k.startswith("redis") for k in config["router_settings"])
 
 
 def test_several_inference_hosts_are_one_deployment_each_of_the_local_model():
@@ -55,6 +58,12 @@ def test_several_inference_hosts_are_one_deployment_each_of_the_local_model():
         "SmolLM2-135M-Instruct": ["gemini-2.5-flash"],
         "gemini-2.5-flash": ["SmolLM2-135M-Instruct"],
     }
+
+
+def test_several_gateway_hosts_share_the_router_state_in_redis_with_its_password_from_the_env():
+    router = render([], redis="10.0.0.31:6379")["router_settings"]
+    assert (router["redis_host"], router["redis_port"]) == ("10.0.0.31", 6379)
+    assert router["redis_password"] == "os.environ/REDIS_PASSWORD"
 
 
 @pytest.mark.parametrize("models", [["gemini-2.5-flash"], ["gemini-2.5-flash", "gemini-2.5-pro"]])

@@ -15,6 +15,7 @@ import stat
 import subprocess
 import sys
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -291,3 +292,22 @@ def test_a_missing_password_file_or_a_wrong_password_is_a_clear_error(pg_env, tm
     assert out.returncode == 1
     assert "password authentication failed" in out.stderr
     assert "not-the-password" not in out.stderr and "Traceback" not in out.stderr
+
+
+def test_the_admin_command_reads_the_credentials_source_where_it_has_no_credential(pg_env):
+    """Root's nova-settings-admin on the host: no credential, the source file named in the
+    environment file (NOVA_SETTINGS_DATABASE_PASSWORD_SOURCE) gives the password."""
+    source = pg_env.pop("NOVA_SETTINGS_DATABASE_PASSWORD_FILE")
+    out = _run_admin(pg_env, "migrate")
+    assert out.returncode == 1 and "Traceback" not in out.stderr  # no password at all
+    out = _run_admin({**pg_env, "NOVA_SETTINGS_DATABASE_PASSWORD_SOURCE": source}, "migrate")
+    assert out.returncode == 0, out.stderr
+    # A named file (the unit's credential) wins over the source.
+    wrong = Path(source).with_name("not-it")
+    wrong.write_text("not-the-password\n")
+    named = {
+        **pg_env,
+        "NOVA_SETTINGS_DATABASE_PASSWORD_SOURCE": source,
+        "NOVA_SETTINGS_DATABASE_PASSWORD_FILE": str(wrong),
+    }
+    assert _run_admin(named, "migrate").returncode == 1

@@ -7,6 +7,7 @@ field's alias. Unset or empty variables keep the default.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated, Literal
 from urllib.parse import parse_qsl, urlsplit
@@ -64,6 +65,11 @@ class Config(BaseSettings):
     database_url: str | None = Field(None, alias="NOVA_SETTINGS_DATABASE_URL")
     database_password_file: Path | None = Field(
         default_factory=_credential_database_password, alias="NOVA_SETTINGS_DATABASE_PASSWORD_FILE"
+    )
+    # The root-only file that credential is loaded from (LoadCredential=): the password file of
+    # nova-settings-admin run by root on the host, where there is no credential.
+    database_password_source: Path | None = Field(
+        None, alias="NOVA_SETTINGS_DATABASE_PASSWORD_SOURCE"
     )
     # Postgres connections this process may hold: one per request in flight (a request past it
     # waits up to 10 s). Every host's pool counts against the server's max_connections.
@@ -177,6 +183,16 @@ class Config(BaseSettings):
     @property
     def db_path(self) -> Path:
         return self.state_dir / "settings.db"
+
+    def database_password_path(self) -> Path | None:
+        """Where the Postgres password is read: the named file or credential, else (root's
+        admin command on the host) the credential's source when this process may read it."""
+        if self.database_password_file is not None:
+            return self.database_password_file
+        source = self.database_password_source
+        if source is not None and os.access(source, os.R_OK):
+            return source
+        return None
 
     @property
     def secrets_dir(self) -> Path:

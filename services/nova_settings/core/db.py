@@ -343,12 +343,12 @@ def postgres_params(config: Config) -> tuple[str, dict[str, Any]]:
     url = urlsplit(config.database_url)
     params: dict[str, Any] = dict(parse_qsl(url.query))  # e.g. sslmode=verify-full
     params.update(host=url.hostname, port=url.port or 5432, user=unquote(url.username or ""))
-    if config.database_password_file is not None:
-        password = read_secret(config.database_password_file)
+    password_path = config.database_password_path()
+    if password_path is not None:
+        password = read_secret(password_path)
         if password is None:
             raise DatabaseConfigError(
-                f"the database password file {config.database_password_file} is missing,"
-                " unreadable or empty"
+                f"the database password file {password_path} is missing, unreadable or empty"
             )
         params["password"] = password
     return unquote(url.path.lstrip("/")), params
