@@ -241,9 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"nova-settings-admin: database: {exc}".rstrip(), file=sys.stderr)
         return 1
     finally:
-        if peers is not None:
-            identity.use_peers(None)
-            peers.stop()
+        identity.stop_peers(peers)
         db.close_all()
         _chown_db_to_state_dir_owner(config)
 

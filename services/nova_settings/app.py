@@ -59,9 +59,7 @@ def create_app(config: Config) -> FastAPI:
             await app.state.local_client.aclose()
             await app.state.provider_client.aclose()
             sampler.stop()
-            if peers is not None:
-                identity.use_peers(None)
-                peers.stop()
+            identity.stop_peers(peers)
             reader.close_all()
             commit_stamp.close()
             db.close_all()

@@ -127,6 +127,14 @@ def start_peers(db: Database, config: Config) -> IdentityPeers | None:
     return peers
 
 
+def stop_peers(peers: IdentityPeers | None) -> None:
+    """Undo ``start_peers``: announce no more, stop listening."""
+    if peers is None:
+        return
+    use_peers(None)
+    peers.stop()
+
+
 def write_local(db: Database, config: Config) -> bool:
     """Rewrite this host's snapshot from the committed state. False when publishing is off."""
     global _last_over_budget
