@@ -487,12 +487,22 @@ class Waits:
     bases: tuple[str, ...] = ()
 
 
+def _requested_model(request: httpx.Request) -> str | None:
+    """The model the request's JSON body names (LiteLLM sends it without the provider)."""
+    try:
+        body = json.loads(request.content)
+    except (httpx.RequestNotRead, ValueError, TypeError):
+        return None
+    model = body.get("model") if isinstance(body, dict) else None
+    return model if isinstance(model, str) else None
+
+
 def waits_for_local_backend(request: httpx.Request) -> Waits | None:
     """None for other backends. For the local one: the configured wait, except before the
     first token when the model has a fallback (fail fast: the fallback answers, once every
     host of the model has been tried). A cut stream cannot fall back (the client has part
     of a reply), so it always waits."""
-    found = local_group_of(str(request.url))
+    found = local_group_of(str(request.url), _requested_model(request))
     if found is None:
         return None
     group, bases = found

@@ -79,7 +79,7 @@ class ModelLimits:
             # One deployment per inference host, all serving the same model: the first that
             # answers tells.
             for deployment in deployments:
-                n_ctx = await self._local_context(deployment.get("litellm_params", {}))
+                n_ctx = await self._local_context(model, deployment.get("litellm_params", {}))
                 if n_ctx is not None:
                     return n_ctx
             return None
@@ -90,11 +90,15 @@ class ModelLimits:
         value = info.get("max_output_tokens") or info.get("max_tokens")
         return int(value) if value else None
 
-    async def _local_context(self, params: dict[str, Any]) -> int | None:
+    async def _local_context(self, model: str, params: dict[str, Any]) -> int | None:
         base = str(params.get("api_base", "")).removesuffix("/").removesuffix("/v1")
         try:
             headers = bearer(settings().llama_api_key)
-            props = (await self._client.get(f"{base}/props", headers=headers)).json()
+            # ?model= picks the model where several share the address (nova-model-residency;
+            # the request is about to load it anyway); llama-server alone ignores it.
+            props = (
+                await self._client.get(f"{base}/props", headers=headers, params={"model": model})
+            ).json()
             n_ctx = props["default_generation_settings"]["n_ctx"]
         except (httpx.HTTPError, ValueError, KeyError, TypeError):
             return None
@@ -205,7 +209,7 @@ class NovaProxyHooks(CustomLogger):
         slo = kwargs.get("standard_logging_object") or {}
         model = str(slo.get("model_group") or kwargs.get("model") or "unknown")
         # The local model costs nothing per token (LiteLLM's map may price its name).
-        cost = 0.0 if model == settings().local_model else float(slo.get("response_cost") or 0)
+        cost = 0.0 if model in settings().local_models else float(slo.get("response_cost") or 0)
         recorder.add(
             user_id,
             model,
@@ -288,7 +292,7 @@ def _backend_unavailable(model: str, status: int, exc: Exception) -> HTTPExcepti
     errors included) keeps its status."""
     if status < 500 or not isinstance(exc, BACKEND_FAILURES):
         return None
-    local = model == settings().local_model
+    local = model in settings().local_models
     if local and not has_fallbacks(model):
         message = backend_restarts.gone_message(model, settings().backend_wait_s)
     else:

@@ -24,16 +24,18 @@ def _local_deployments() -> list[tuple[str, str]]:
     return out
 
 
-def local_group_of(url: str) -> tuple[str, tuple[str, ...]] | None:
+def local_group_of(url: str, model: str | None = None) -> tuple[str, tuple[str, ...]] | None:
     """For a request to a local deployment: its model group and the api_base of every local
     deployment of that group (the inference hosts that serve the same model), the one the
-    URL goes to first. None for any other URL."""
+    URL goes to first. None for any other URL. Several local models share each host's
+    address: ``model`` (the request's) picks the group, else the first at that address."""
     deployments = _local_deployments()
-    for group, base in deployments:
-        if url.startswith(base + "/") or url == base:
-            others = tuple(b for g, b in deployments if g == group and b != base)
-            return group, (base, *others)
-    return None
+    matching = [(g, b) for g, b in deployments if url.startswith(b + "/") or url == b]
+    if not matching:
+        return None
+    group, base = next(((g, b) for g, b in matching if g == model), matching[0])
+    others = tuple(b for g, b in deployments if g == group and b != base)
+    return group, (base, *others)
 
 
 def has_fallbacks(model_group: str) -> bool:

@@ -16,6 +16,8 @@ class GatewaySettings:
     identity_path: Path
     settings_url: str
     local_model: str
+    # Every local model (NOVA_LOCAL_MODELS), the default first.
+    local_models: tuple[str, ...]
     usage_flush_s: float
     # Prometheus' scrape token (LoadCredential=metrics-token), read once: auth compares every
     # request's key with it, and a credential does not change while the process runs.
@@ -40,6 +42,7 @@ def settings() -> GatewaySettings:
         ),
         settings_url=os.environ.get("NOVA_SETTINGS_URL", "http://127.0.0.1:8000").rstrip("/"),
         local_model=os.environ.get("NOVA_LOCAL_MODEL", ""),
+        local_models=_local_models(),
         usage_flush_s=float(os.environ.get("NOVA_USAGE_FLUSH_S", "1.0")),
         metrics_token=read_secret(_metrics_token_file()),
         backend_wait_s=float(os.environ.get("NOVA_BACKEND_WAIT_S", "30")),
@@ -51,3 +54,9 @@ def settings() -> GatewaySettings:
 def _metrics_token_file() -> Path | None:
     explicit = os.environ.get("NOVA_METRICS_TOKEN_FILE", "").strip()
     return Path(explicit) if explicit else credential_path("metrics-token")
+
+
+def _local_models() -> tuple[str, ...]:
+    default = os.environ.get("NOVA_LOCAL_MODEL", "").strip()
+    listed = os.environ.get("NOVA_LOCAL_MODELS", "").split(",")
+    return tuple(dict.fromkeys(m.strip() for m in [default, *listed] if m.strip()))

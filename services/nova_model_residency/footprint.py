@@ -27,8 +27,9 @@ class Footprint:
     bytes: int
     file_size: int
     context_length: int | None  # the model's trained context (GGUF metadata)
-    ctx_size: int  # what its command line asks for
+    ctx_size: int  # what its command line asks for (all slots together)
     detail: str
+    parallel: int = 1  # its slots: each request gets ctx_size / parallel
 
 
 def estimate(model: ModelEntry) -> Footprint:
@@ -36,6 +37,8 @@ def estimate(model: ModelEntry) -> Footprint:
     info = read_model_info(model.path)
     ctx = requested_value(model.command, "--ctx-size", "-c")
     ctx_size = int(ctx) if ctx and ctx.isdigit() and int(ctx) > 0 else DEFAULT_CTX
+    slots = requested_value(model.command, "--parallel", "-np")
+    parallel = int(slots) if slots and slots.isdigit() and int(slots) > 0 else 1
     kv = int(ctx_size * kv_bytes_per_token(info, "f16", "f16"))
     total = info.file_size + kv + COMPUTE_ALLOWANCE
     return Footprint(
@@ -47,6 +50,7 @@ def estimate(model: ModelEntry) -> Footprint:
             f"{total // MiB} MiB = weights {info.file_size // MiB} MiB + KV cache for "
             f"{ctx_size} tokens {kv // MiB} MiB + compute {COMPUTE_ALLOWANCE // MiB} MiB"
         ),
+        parallel=parallel,
     )
 
 

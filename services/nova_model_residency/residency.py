@@ -62,6 +62,8 @@ class Slot:
     # Why it is not loaded (the last failure or eviction); empty while loaded.
     reason: str = "not loaded yet"
     load_seconds: float | None = None
+    # The last failed load or crash; cleared by a load that works.
+    last_error: str | None = None
     stopping: bool = field(default=False, repr=False)
 
     @property
@@ -222,6 +224,7 @@ class Residency:
         slot.state = "loaded"
         slot.loads += 1
         slot.reason = ""
+        slot.last_error = None
         slot.last_used = self.clock()
         slot.load_seconds = self.clock() - started
         log.info(
@@ -233,6 +236,7 @@ class Residency:
         slot.state = "unloaded"
         slot.process = None
         slot.reason = why
+        slot.last_error = why
         log.error("model %s failed to load: %s", slot.name, why)
         if slot.ready is not None and not slot.ready.done():
             slot.ready.set_exception(NotServable(503, f"model {slot.name!r}: {why}"))
@@ -269,7 +273,7 @@ class Residency:
         was = slot.state
         slot.state = "unloaded"
         slot.process = None
-        slot.reason = f"its llama-server exited with status {status}"
+        slot.reason = slot.last_error = f"its llama-server exited with status {status}"
         if was == "loaded":
             log.error(
                 "model %s: llama-server exited with status %d; the next request loads it again",
@@ -322,6 +326,13 @@ class Residency:
         for name in list(self.slots):
             await self.stop(name, "nova-model-residency is stopping")
 
+    def fits(self, name: str) -> bool:
+        """Whether the model fits beside the pinned ones (else no eviction can make room)."""
+        pinned = sum(
+            s.footprint.bytes for s in self.slots.values() if s.model.pin and s.name != name
+        )
+        return self.slots[name].footprint.bytes <= self.budget.bytes - pinned
+
     def status(self) -> list[dict[str, object]]:
         now = self.clock()
         return [
@@ -329,10 +340,13 @@ class Residency:
                 "name": s.name,
                 "state": s.state,
                 "reason": s.reason or None,
+                "last_error": s.last_error,
+                "fits": self.fits(s.name),
                 "quantization": s.model.quantization or None,
                 "file_size": s.footprint.file_size,
                 "context_length": s.footprint.context_length,
                 "ctx_size": s.footprint.ctx_size,
+                "ctx_per_request": s.footprint.ctx_size // max(1, s.footprint.parallel),
                 "footprint_mib": s.footprint.bytes // MiB,
                 "pinned": s.model.pin,
                 "preload": s.model.preload,

@@ -2,8 +2,11 @@
 
 Nothing here holds a list of models: the gateway's ``GET /v1/models`` is the source. A model is
 
-* local (its id is NOVA_LOCAL_MODEL): available while llama-server's ``/health`` answers 200;
-  its context comes from llama-server's ``/props`` (``default_generation_settings.n_ctx``);
+* local (its id is among NOVA_LOCAL_MODELS): with one local model, available while
+  llama-server's ``/health`` answers 200, its context from llama-server's ``/props``
+  (``default_generation_settings.n_ctx``); with several, what nova-model-residency's
+  ``/residency`` says of each (loaded, loadable or unavailable with the reason; quantization,
+  file size, trained and served context), asked without loading anything;
 * cloud (id starts with ``gemini``, the only cloud models the gateway config offers):
   available while a validated Google key is stored; its context comes from CLOUD_CONTEXTS;
 * anything else: listed, but not available (no rule says how to check it).
@@ -98,6 +101,68 @@ async def llama_context(client: httpx.AsyncClient, config: Config) -> int | None
     return None
 
 
+async def llama_residency(
+    client: httpx.AsyncClient, config: Config
+) -> dict[str, dict[str, Any]] | str:
+    """nova-model-residency's view of each local model, by name; a string says why there is
+    none."""
+    try:
+        response = await client.get(
+            f"{config.llama_url}/residency",
+            headers=bearer(config.llama_api_key()),
+            timeout=config.discovery_timeout_s,
+        )
+    except httpx.HTTPError as exc:
+        return f"llama-server unreachable: {_describe_error(exc)}"
+    if response.status_code != 200:
+        return f"llama-server /residency answered HTTP {response.status_code}"
+    try:
+        models = response.json()["models"]
+        return {str(m["name"]): m for m in models}
+    except (ValueError, KeyError, TypeError):
+        return "llama-server /residency answer not understood"
+
+
+def resident_model(model_id: str, info: dict[str, Any] | None, why_none: str) -> ModelOut:
+    """A local model as the residency reports it."""
+    if info is None:
+        return ModelOut(
+            id=model_id, kind="local", provider="llama.cpp", available=False,
+            reason=why_none, state="unavailable",
+        )  # fmt: skip
+    if info.get("state") == "loaded":
+        state, reason = "loaded", "loaded"
+    elif not info.get("fits", True):
+        state = "unavailable"
+        reason = (
+            f"needs {info.get('footprint_mib')} MiB, more than the memory left beside the "
+            "pinned models"
+        )
+    elif info.get("last_error") and info.get("state") != "loading":
+        state, reason = "unavailable", f"its last load failed: {info['last_error']}"
+    else:
+        state, reason = "loadable", "loaded by the first request that names it"
+
+    def number(key: str) -> int | None:
+        value = info.get(key)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return ModelOut(
+        id=model_id,
+        kind="local",
+        provider="llama.cpp",
+        available=state != "unavailable",
+        reason=reason,
+        context=number("ctx_per_request"),
+        state=state,  # type: ignore[arg-type]
+        quantization=info.get("quantization")
+        if isinstance(info.get("quantization"), str)
+        else None,
+        file_size=number("file_size"),
+        trained_context=number("context_length"),
+    )
+
+
 async def gateway_model_ids(client: httpx.AsyncClient, config: Config) -> list[str]:
     """Model ids the gateway serves. Raises httpx.HTTPError/ValueError when it cannot say."""
     headers: dict[str, str] = {}
@@ -132,15 +197,29 @@ def context_limit(catalog: Catalog, model: str) -> int:
     return CLOUD_CONTEXTS.get(model, MAX_TOKENS_FALLBACK)
 
 
+async def _no_residency() -> dict[str, dict[str, Any]] | str:
+    return "one local model"
+
+
+async def _none() -> None:
+    return None
+
+
 async def discover(client: httpx.AsyncClient, config: Config) -> Catalog:
+    several = len(config.local_models) > 1
     ids_task = asyncio.ensure_future(gateway_model_ids(client, config))
     health_task = asyncio.ensure_future(llama_health(client, config))
-    ctx_task = asyncio.ensure_future(llama_context(client, config))
+    # With several models /props would load the default one: the residency tells instead.
+    ctx_task = asyncio.ensure_future(_none() if several else llama_context(client, config))
+    residency_task = asyncio.ensure_future(
+        llama_residency(client, config) if several else _no_residency()
+    )
     try:
         ids = await ids_task
     except (httpx.HTTPError, ValueError) as exc:
         health_task.cancel()
         ctx_task.cancel()
+        residency_task.cancel()
         if isinstance(exc, httpx.HTTPStatusError):
             error = f"gateway /v1/models answered HTTP {exc.response.status_code}"
         elif isinstance(exc, ValueError):
@@ -148,11 +227,18 @@ async def discover(client: httpx.AsyncClient, config: Config) -> Catalog:
         else:
             error = f"gateway unreachable: {_describe_error(exc)}"
         return Catalog(gateway=GatewayState(reachable=False, error=error))
-    llama, n_ctx = await asyncio.gather(health_task, ctx_task)
+    llama, n_ctx, residency = await asyncio.gather(health_task, ctx_task, residency_task)
 
     catalog = Catalog(gateway=GatewayState(reachable=True))
     for model_id in ids:
-        if config.local_model and model_id == config.local_model:
+        if several and model_id in config.local_models:
+            if isinstance(residency, str):
+                model = resident_model(model_id, None, residency)
+            else:
+                model = resident_model(
+                    model_id, residency.get(model_id), "llama-server does not serve it"
+                )
+        elif config.local_model and model_id == config.local_model:
             model = ModelOut(
                 id=model_id,
                 kind="local",
@@ -160,6 +246,7 @@ async def discover(client: httpx.AsyncClient, config: Config) -> Catalog:
                 available=llama.healthy,
                 reason=llama.detail,
                 context=n_ctx,
+                state="loaded" if llama.healthy else "unavailable",
             )
         elif (provider := cloud_provider(model_id)) is not None:
             stored = keystore.has_key(config.secrets_dir, provider)

@@ -163,6 +163,13 @@ class ModelOut(BaseModel):
     available: bool
     reason: str
     context: int | None = None
+    # Local models: loaded (answers now), loadable (loaded by the first request, evicting
+    # idle models if memory is short) or unavailable (the reason says why).
+    state: Literal["loaded", "loadable", "unavailable"] | None = None
+    quantization: str | None = None
+    file_size: int | None = None
+    # The context the model was trained for (its GGUF), beside ``context``, what it is served with.
+    trained_context: int | None = None
 
 
 class GatewayState(BaseModel):

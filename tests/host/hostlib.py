@@ -605,6 +605,8 @@ def provisioned_host(workdir: Path) -> Iterator[Host]:
                 "ansible/site.yml",
                 "-e",
                 "@ansible/vars/embedded_model.yml",
+                "-e",
+                "@ansible/vars/second_local_model.yml",
             ],
             env=env,
             timeout=1500,

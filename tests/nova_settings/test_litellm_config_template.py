@@ -15,10 +15,12 @@ def render(
     disable_cooldowns: bool = True,
     api_bases: tuple[str, ...] = ("http://127.0.0.1:8080/v1",),
     redis: str = "",
+    local_models: list[dict] | None = None,
 ) -> dict:
     text = render_template(
         {
             "local_model": {"name": "SmolLM2-135M-Instruct", "api_bases": list(api_bases)},
+            **({"local_models": local_models} if local_models is not None else {}),
             "routing_strategy": "simple-shuffle",
             "gemini_models": gemini_models,
             "gemini_api_base": gemini_api_base,
@@ -99,3 +101,38 @@ def test_hot_path_settings():
     config = render([])
     assert config["litellm_settings"]["turn_off_message_logging"] is True
     assert config["general_settings"]["disable_spend_logs"] is True
+
+
+SEVERAL = [
+    {"name": "SmolLM2-135M-Instruct"},
+    {"name": "SmolLM2-135M-Instruct-Q8_0", "fallbacks": ["SmolLM2-135M-Instruct"]},
+    {"name": "tiny", "fallbacks": ["gemini-2.5-flash", "gone-model"]},
+]
+
+
+def test_several_local_models_are_each_served_by_every_inference_host():
+    bases = ("http://10.0.0.1:8080/v1", "http://10.0.0.2:8080/v1")
+    config = render([], api_bases=bases, local_models=SEVERAL)
+    local = [(m["model_name"], m["litellm_params"]["api_base"]) for m in config["model_list"]]
+    assert local == [(m["name"], b) for m in SEVERAL for b in bases]
+    assert all(
+        m["litellm_params"]["model"] == f"openai/{m['model_name']}" for m in config["model_list"]
+    )
+
+
+def test_each_local_model_falls_back_as_its_entry_says_to_models_offered_now():
+    fallbacks = lambda config: {  # noqa: E731
+        k: v for item in config["litellm_settings"].get("fallbacks", []) for k, v in item.items()
+    }
+    # No Google key: Gemini is not offered, so only the local-to-local fallback is left.
+    assert fallbacks(render([], local_models=SEVERAL)) == {
+        "SmolLM2-135M-Instruct-Q8_0": ["SmolLM2-135M-Instruct"]
+    }
+    # With Gemini: the default model (no list of its own) falls back to Gemini, and Gemini to
+    # the default local model.
+    assert fallbacks(render(["gemini-2.5-flash"], local_models=SEVERAL)) == {
+        "SmolLM2-135M-Instruct": ["gemini-2.5-flash"],
+        "SmolLM2-135M-Instruct-Q8_0": ["SmolLM2-135M-Instruct"],
+        "tiny": ["gemini-2.5-flash"],
+        "gemini-2.5-flash": ["SmolLM2-135M-Instruct"],
+    }

@@ -74,7 +74,10 @@ class Config(BaseSettings):
     # Postgres connections this process may hold: one per request in flight (a request past it
     # waits up to 10 s). Every host's pool counts against the server's max_connections.
     database_pool_size: int = Field(64, ge=2, le=1000, alias="NOVA_SETTINGS_DATABASE_POOL_SIZE")
+    # The default local model, and every local model the gateway offers (comma-separated; the
+    # default among them; unset: the default alone).
     local_model: str | None = Field(None, alias="NOVA_LOCAL_MODEL")
+    local_models_listed: Annotated[tuple[str, ...], NoDecode] = Field((), alias="NOVA_LOCAL_MODELS")
     llama_url: str = Field("http://127.0.0.1:8080", alias="NOVA_LLAMA_URL")
     # llama-server's API key (LoadCredential=llama-api-key): /props for discovery.
     llama_api_key_file: Path | None = Field(
@@ -173,12 +176,17 @@ class Config(BaseSettings):
     def _upper(cls, value: object) -> object:
         return value.upper() if isinstance(value, str) else value
 
-    @field_validator("units", mode="before")
+    @field_validator("units", "local_models_listed", mode="before")
     @classmethod
     def _comma_list(cls, value: object) -> object:
         if isinstance(value, str):
             return tuple(unit.strip() for unit in value.split(",") if unit.strip())
         return value
+
+    @property
+    def local_models(self) -> tuple[str, ...]:
+        default = (self.local_model,) if self.local_model else ()
+        return tuple(dict.fromkeys(default + self.local_models_listed))
 
     @property
     def db_path(self) -> Path:

@@ -95,7 +95,7 @@ def unavailable_models(config: Config) -> dict[str, str]:
 def unavailable_reason(config: Config, model: str | None) -> str | None:
     """Why a saved ``model`` cannot serve requests now, or None when it can (or when this
     host renders no gateway config, so nothing is known)."""
-    if config.gateway_context is None or model is None or model == config.local_model:
+    if config.gateway_context is None or model is None or model in config.local_models:
         return None
     try:
         context = _read_context(config.gateway_context)
