@@ -4,6 +4,8 @@
 * ``GET /v1/models``: every model served here, loaded or not (OpenAI's list, with ``status``).
 * ``GET /residency``: each model's state, quantization, file size, context, footprint and why
   it is not loaded.
+* ``POST /models/load``, ``/models/unload`` with ``{"model": NAME}``: load one now, or stop
+  one that has no request in flight (409 otherwise).
 * ``GET /metrics``: every loaded child's llama-server metrics with a ``model`` label, and the
   residency's own gauges and counters.
 * Anything else is passed to the child of the model the JSON body names (``model``; the
@@ -90,6 +92,33 @@ def build_app(residency: Residency, api_key: str) -> Starlette:
                 "models": residency.status(),
             }
         )
+
+    async def load_or_unload(request: Request) -> Response:
+        """POST /models/load or /models/unload with ``{"model": NAME}`` (the router's API):
+        load it now (evicting as a request would), or stop it if no request is in flight."""
+        if not authorized(request):
+            return error(401, "Invalid API Key")
+        try:
+            body: Any = json.loads(await request.body())
+            name = body["model"]
+            if not isinstance(name, str):
+                raise TypeError
+        except (ValueError, KeyError, TypeError):
+            return error(400, 'send {"model": NAME}')
+        slot = residency.slots.get(name)
+        if slot is None:
+            return error(404, f"model {name!r} is not served here")
+        if request.url.path.endswith("/load"):
+            try:
+                await residency.acquire(name)
+            except NotServable as e:
+                return error(e.status, e.message)
+            residency.release(name)
+        elif slot.in_flight:
+            return error(409, f"model {name!r} has {slot.in_flight} request(s) in flight")
+        else:
+            await residency.stop(name, "unloaded on request (POST /models/unload)")
+        return JSONResponse({"model": name, "state": slot.state})
 
     async def metrics(request: Request) -> Response:
         if not authorized(request):
@@ -185,6 +214,8 @@ def build_app(residency: Residency, api_key: str) -> Starlette:
             Route("/v1/models", models, methods=["GET"]),
             Route("/models", models, methods=["GET"]),
             Route("/residency", residency_status, methods=["GET"]),
+            Route("/models/load", load_or_unload, methods=["POST"]),
+            Route("/models/unload", load_or_unload, methods=["POST"]),
             Route("/metrics", metrics, methods=["GET"]),
             Route("/{path:path}", forward, methods=["GET", "POST"]),
         ],

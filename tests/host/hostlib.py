@@ -15,7 +15,7 @@ import socket
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,6 +84,9 @@ class Host:
     settings_port: int = SETTINGS_PORT
     gateway_config: str = "/var/lib/nova-settings/gateway/config.yaml"
     google_key_file: str = "/var/lib/nova-settings/secrets/google_api_key"
+    # site.yml again with the provisioning's inventory and variables, plus these arguments:
+    # (exit status, output).
+    playbook: Callable[[list[str]], tuple[int, str]] | None = None
     _clients: list[httpx.Client] = field(default_factory=list)
 
     # --- commands on the host -------------------------------------------------------------
@@ -597,20 +600,17 @@ def provisioned_host(workdir: Path) -> Iterator[Host]:
         up = True
         print(f"\n[host] {HOST_NAME} booted in {time.monotonic() - start:.0f} s", flush=True)
         start = time.monotonic()
-        log = _run(
-            [
-                "ansible-playbook",
-                "-i",
-                str(inventory),
-                "ansible/site.yml",
-                "-e",
-                "@ansible/vars/embedded_model.yml",
-                "-e",
-                "@ansible/vars/second_local_model.yml",
-            ],
-            env=env,
-            timeout=1500,
-        )
+        site = [
+            "ansible-playbook",
+            "-i",
+            str(inventory),
+            "ansible/site.yml",
+            "-e",
+            "@ansible/vars/embedded_model.yml",
+            "-e",
+            "@ansible/vars/second_local_model.yml",
+        ]
+        log = _run(site, env=env, timeout=1500)
         (workdir / "playbook.log").write_text(log, encoding="utf-8")
         recap = log[log.rfind("PLAY RECAP") :].splitlines()[1:2]
         print(
@@ -632,6 +632,14 @@ def provisioned_host(workdir: Path) -> Iterator[Host]:
             gemini=gemini,
             gemini_key=gemini_key,
         )
+
+        def playbook(args: list[str]) -> tuple[int, str]:
+            proc = subprocess.run(
+                [*site, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=1500
+            )
+            return proc.returncode, proc.stdout + proc.stderr
+
+        instance.playbook = playbook
         try:
             yield instance
         finally:
