@@ -19,6 +19,7 @@ import asyncio
 import logging
 import os
 import signal
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,6 +35,17 @@ from .footprint import Budget, Footprint
 log = logging.getLogger("nova-model-residency")
 
 State = Literal["unloaded", "loading", "loaded"]
+
+
+def _port_free(port: int) -> bool:
+    """Whether nothing listens on the loopback port (a child's /health must be its own)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 class NotServable(Exception):
@@ -206,6 +218,10 @@ class Residency:
         slot.ready = loop.create_future()
         slot.stopping = False
         started = self.clock()
+        if not _port_free(slot.model.port):
+            why = f"its port {slot.model.port} is taken by another process"
+            self._failed(slot, why)
+            raise NotServable(503, f"model {slot.name!r} could not start: {why}")
         try:
             slot.process = await asyncio.create_subprocess_exec(
                 *slot.model.command, stdin=asyncio.subprocess.DEVNULL, start_new_session=True
@@ -213,9 +229,14 @@ class Residency:
         except OSError as e:
             self._failed(slot, f"could not start: {e}")
             raise NotServable(503, f"model {slot.name!r} could not start: {e}") from e
-        watcher = asyncio.create_task(self._watch(slot, slot.process))
+        process = slot.process
+        watcher = asyncio.create_task(self._watch(slot, process))
         try:
-            await self._wait_healthy(slot, slot.process, deadline)
+            await self._wait_healthy(slot, process, deadline)
+            if process.returncode is not None or slot.process is not process:
+                raise NotServable(
+                    503, f"model {slot.name!r} exited with status {process.returncode} once ready"
+                )
         except NotServable as e:
             await self.stop(slot.name, e.message)
             watcher.cancel()
@@ -227,9 +248,7 @@ class Residency:
         slot.last_error = None
         slot.last_used = self.clock()
         slot.load_seconds = self.clock() - started
-        log.info(
-            "model %s loaded in %.1f s (pid %d)", slot.name, slot.load_seconds, slot.process.pid
-        )
+        log.info("model %s loaded in %.1f s (pid %d)", slot.name, slot.load_seconds, process.pid)
         slot.ready.set_result(None)
 
     def _failed(self, slot: Slot, why: str) -> None:

@@ -559,6 +559,8 @@ nova_llm_hosts:
         -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null
         -o ControlMaster=auto -o ControlPersist=120s
       nova_llama_server_port: {LLAMA_PORT}
+      # Its local models' llama-servers (the demo's use 18180 and up on the same loopback).
+      llama_server_residency_first_port: {LLAMA_PORT + 100}
       nova_gateway_port: {GATEWAY_PORT}
       nova_settings_port: {SETTINGS_PORT}
       nova_prometheus_port: {PROMETHEUS_PORT}

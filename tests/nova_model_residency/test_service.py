@@ -21,6 +21,8 @@ from nova_settings.core.config import Config
 from tests.fixtures.make_tiny_gguf import N_CTX_TRAIN, make_tiny_gguf
 
 KEY = "nl-test-key"
+# A listener on the port of model "squatted".
+SQUATTED = socket.create_server(("127.0.0.1", 0))
 
 
 def free_port() -> int:
@@ -46,6 +48,9 @@ def residency(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             # Its "llama-server" exits at once: a load that fails.
             {"name": "tiny", "path": str(model), "quantization": "F32",
              "command": ["false"], "port": free_port()},
+            # Its port is taken (by this test's listener): never its own /health.
+            {"name": "squatted", "path": str(model), "command": ["sleep", "30"],
+             "port": SQUATTED.getsockname()[1]},
             # Needs more than the whole budget (--ctx-size 10^7): can never be loaded.
             {"name": "huge", "path": str(model), "quantization": "F32",
              "command": ["false", "--ctx-size", "10000000"], "port": free_port()},
@@ -103,13 +108,14 @@ def test_status_reports_each_model_from_its_gguf(residency: str) -> None:
     assert tiny["file_size"] > 0 and tiny["quantization"] == "F32"
     assert tiny["fits"] is True and huge["fits"] is False
     listed = get(residency, "/v1/models").json()["data"]
-    assert [(m["id"], m["status"]) for m in listed] == [("tiny", "unloaded"), ("huge", "unloaded")]
+    assert [m["id"] for m in listed] == ["tiny", "squatted", "huge"]
+    assert {m["status"] for m in listed} == {"unloaded"}
 
 
 def test_bad_requests_get_a_clear_4xx_and_change_nothing(residency: str) -> None:
     unknown = post(residency, "/v1/chat/completions", {"model": "nope"})
     assert unknown.status_code == 404
-    assert "not served here (served: tiny, huge)" in unknown.json()["error"]["message"]
+    assert "not served here (served: tiny, squatted, huge)" in unknown.json()["error"]["message"]
     not_json = httpx.post(
         f"{residency}/v1/chat/completions",
         headers={"authorization": f"Bearer {KEY}"},
@@ -158,3 +164,11 @@ def test_a_load_that_fails_is_a_503_with_the_reason_and_discovery_says_so(reside
     assert huge_out.trained_context == N_CTX_TRAIN and huge_out.quantization == "F32"
     gone = discovery.resident_model("tiny", None, "llama-server unreachable: timed out")
     assert (gone.state, gone.reason) == ("unavailable", "llama-server unreachable: timed out")
+
+
+def test_a_port_taken_by_another_process_is_refused_not_mistaken_for_the_model(
+    residency: str,
+) -> None:
+    taken = post(residency, "/v1/chat/completions", {"model": "squatted"})
+    assert taken.status_code == 503
+    assert f"its port {SQUATTED.getsockname()[1]} is taken" in taken.json()["error"]["message"]
