@@ -20,7 +20,7 @@ import httpx
 import pytest
 
 from .hostlib import COUNTING_PROMPT, LOCAL_MODEL, Answer, Host, chat
-from .test_users import add_user, gateway_key, save_settings, unique
+from .test_users import add_user, gateway_key, raw_chat, save_settings, unique, wait_usage
 
 pytestmark = pytest.mark.host
 
@@ -120,14 +120,12 @@ def test_a_user_can_choose_either_model(host: Host) -> None:
     token = add_user(host, unique("quant"))
     saved = save_settings(host, token, llm_model=Q8, llm_temperature=0.1, llm_max_tokens=6)
     assert saved["llm_model"] == Q8 and saved["llm_model_available"] is True
-    with httpx.Client(
-        base_url=host.gateway_url,
-        headers={"authorization": f"Bearer {gateway_key(host, token)}"},
-        timeout=120,
-    ) as client:
-        answer = chat(client, "default", max_tokens=6)
-    assert answer.ok, answer.error
-    assert answer.model.endswith(Q8), answer.model
+    answer = raw_chat(host, gateway_key(host, token), max_tokens=4)
+    assert answer.status_code == 200, answer.text
+    assert answer.headers["x-nova-model"] == Q8
+    # Its usage is counted under the model that served it, at no cost (a local model).
+    usage = wait_usage(host, token, 1)
+    assert usage["requests"] >= 1 and Q8 in json.dumps(usage)
 
 
 def test_memory_for_one_model_alternates_and_no_request_fails(host: Host, residency_config) -> None:

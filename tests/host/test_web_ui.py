@@ -125,6 +125,24 @@ def test_sign_in_and_choose_a_model(host: Host, context: BrowserContext) -> None
     shot(page, "model")
 
 
+def test_each_local_model_is_listed_with_its_quantization_and_can_be_chosen(
+    host: Host, context: BrowserContext
+) -> None:
+    wait_healthy(host)
+    page, token = signed_in_new_user(host, context)
+    q8 = "SmolLM2-135M-Instruct-Q8_0"
+    for name, quantization in ((host.local_model, "Q4_1"), (q8, "Q8_0")):
+        row = page.get_by_role("row").filter(has=page.get_by_role("cell", name=name, exact=True))
+        expect(row).to_contain_text(quantization)
+        expect(row).to_contain_text(re.compile(r"\d+(\.\d)? MiB"))
+        expect(row).to_contain_text(re.compile(r"loaded|loadable"))
+    page.get_by_label("Model").select_option(q8)
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("status").filter(has_text="Saved.")).to_be_visible()
+    assert settings_of(host, token)["llm_model"] == q8
+    shot(page, "models-two-quantizations")
+
+
 def test_a_bad_temperature_shows_its_message_and_nothing_changes(
     host: Host, context: BrowserContext
 ) -> None:
