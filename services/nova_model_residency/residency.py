@@ -19,7 +19,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -27,6 +26,7 @@ from typing import Literal
 
 import httpx
 
+from nova_common.ports import port_is_free
 from nova_gpu_sizing.vram import MiB
 
 from .config import ModelEntry, ResidencyConfig
@@ -35,17 +35,6 @@ from .footprint import Budget, Footprint
 log = logging.getLogger("nova-model-residency")
 
 State = Literal["unloaded", "loading", "loaded"]
-
-
-def _port_free(port: int) -> bool:
-    """Whether nothing listens on the loopback port (a child's /health must be its own)."""
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 class NotServable(Exception):
@@ -218,7 +207,7 @@ class Residency:
         slot.ready = loop.create_future()
         slot.stopping = False
         started = self.clock()
-        if not _port_free(slot.model.port):
+        if not port_is_free(slot.model.port):
             why = f"its port {slot.model.port} is taken by another process"
             self._failed(slot, why)
             raise NotServable(503, f"model {slot.name!r} could not start: {why}")

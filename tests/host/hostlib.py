@@ -11,7 +11,6 @@ import json
 import os
 import re
 import shlex
-import socket
 import subprocess
 import threading
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import httpx
 
+from nova_common.ports import port_is_free
 from tests.standins.gemini_api import GeminiStandin
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,16 +46,6 @@ GEMINI_KEY = "AIzaHostTestKey0123456789abcdefghijklmno"
 NOVA_HOST = ROOT / "scripts" / "nova-host"
 # A user the inventory adds beside the first admin (nova_settings_users).
 INVENTORY_USER = "inventory-user"
-
-
-def _port_is_free(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
 
 
 def _tail(text: str, n: int = 4000) -> str:
@@ -581,7 +571,7 @@ def provisioned_host(workdir: Path) -> Iterator[Host]:
     yield it, and power it off afterwards (unless ``NOVA_HOSTTEST_KEEP=1``). The stand-in runs
     here, in-process, for as long as the host is up; ``workdir`` keeps the inventory and the
     playbook's log."""
-    if not _port_is_free(GEMINI_PORT):
+    if not port_is_free(GEMINI_PORT):
         raise RuntimeError(f"port {GEMINI_PORT} (Gemini stand-in) is taken")
     gemini_key = GEMINI_KEY
     gemini = GeminiStandin(key=gemini_key, port=GEMINI_PORT).start()

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from nova_common.ports import free_port
 from nova_common.probe import ProbeOutcome, probe, probe_async
-from tests.standins.upstreams import Standin, free_port, silent_socket
+from tests.standins.upstreams import Standin, silent_socket
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
+from nova_common.ports import free_port
 from nova_diagnose import host
 from nova_diagnose.__main__ import main
 from nova_diagnose.redact import Redactor
 from tests.fixtures.fake_systemd import FakeSystemd
-from tests.standins.upstreams import LLAMA_OK, Standin, free_port, silent_socket
+from tests.standins.upstreams import LLAMA_OK, Standin, silent_socket
 
 MASTER_KEY = "nova-master-PLANTED-7f3a9c"
 MODEL = "tiny-local"

@@ -15,6 +15,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nova_common.ports import free_port
 from nova_gateway.serve import inherited_socket
 
 # A tiny ASGI app served by uvicorn.run the way LiteLLM's CLI calls it (host, port, workers),
@@ -41,12 +42,6 @@ SERVER = textwrap.dedent(
                     workers=int(sys.argv[1]), log_level="warning")
     """
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(

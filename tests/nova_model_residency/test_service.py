@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nova_common.ports import free_port
 from nova_settings import discovery
 from nova_settings.core.config import Config
 from tests.fixtures.make_tiny_gguf import N_CTX_TRAIN, make_tiny_gguf
@@ -23,12 +24,6 @@ from tests.fixtures.make_tiny_gguf import N_CTX_TRAIN, make_tiny_gguf
 KEY = "nl-test-key"
 # A listener on the port of model "squatted".
 SQUATTED = socket.create_server(("127.0.0.1", 0))
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -14,7 +14,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -26,6 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from nova_common.ports import free_port
 from tests.standins.fake_gateway import FakeGateway, FakeLlamaServer
 from tests.standins.google_api import GoogleApiStandin
 from tests.standins.langsmith_api import LangSmithApiStandin
@@ -40,12 +40,6 @@ GOOGLE_KEY = "AIzaSyTESTKEY0123456789abcdefghij3xYz"
 LANGSMITH_KEY = "lsv2_pt_0123456789abcdef0123456789abcdef_0a1b2c3d4e"
 MASTER_KEY = "sk-nova-master-test-0123456789"
 GATEWAY_MODELS = [LOCAL_MODEL, "gemini-2.5-flash", "mystery-model"]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import psycopg2
 
-from tests.standins.upstreams import free_port
+from nova_common.ports import free_port
 
 ROLE = "nova_settings"
 

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from nova_common.ports import free_port
 from nova_watchdog import probes
 from nova_watchdog.__main__ import main
 from tests.fixtures.fake_systemd import FakeSystemd
-from tests.standins.upstreams import LLAMA_OK, Standin, free_port, silent_socket
+from tests.standins.upstreams import LLAMA_OK, Standin, silent_socket
 
 LLAMA = "nova-llama-server.service"
 GATEWAY = "nova-litellm.service"

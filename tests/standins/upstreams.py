@@ -3,7 +3,7 @@
 ``Standin`` answers from a route table, ``(method, path) -> (status, body)``, records each
 request, and can hold some paths unanswered (``hang``) until it is closed. ``silent_socket()``
 gives a socket that accepts connections in the kernel but never answers (a SIGSTOPped server);
-``free_port()`` a port nothing listens on (a server that is down).
+``nova_common.ports.free_port()`` gives a port nothing listens on (a server that is down).
 
 Run standalone as a llama-server stand-in (it prints its URL), from the repository root:
 ``.venv/bin/python -m tests.standins.upstreams``.
@@ -61,12 +61,6 @@ class Standin(LoopbackStandin):
     def close(self) -> None:
         self.released.set()
         self.stop()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def silent_socket() -> socket.socket:
