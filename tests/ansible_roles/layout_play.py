@@ -4,6 +4,7 @@ it found under the returned directory."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -16,9 +17,11 @@ ANSIBLE_PLAYBOOK = Path(sys.executable).with_name("ansible-playbook")
 LOCAL = f"ansible_connection=local ansible_python_interpreter={sys.executable}"
 
 
-def run_play(tmp_path: Path, playbook: str, inventory: str) -> Path:
-    """Run ``playbooks/<playbook>`` over ``inventory``; the directory it wrote to (out_dir)."""
+def run_play(tmp_path: Path, playbook: str, inventory: str, extra_vars: dict | None = None) -> Path:
+    """Run ``playbooks/<playbook>`` over ``inventory`` (and ``extra_vars``, as ``-e``); the
+    directory it wrote to (out_dir)."""
     (tmp_path / "inventory.ini").write_text(inventory)
+    (tmp_path / "extra-vars.json").write_text(json.dumps(extra_vars or {}))
     out = tmp_path / "out"
     out.mkdir()
     env = {
@@ -29,7 +32,7 @@ def run_play(tmp_path: Path, playbook: str, inventory: str) -> Path:
     }
     result = subprocess.run(
         [str(ANSIBLE_PLAYBOOK), "-i", str(tmp_path / "inventory.ini"), str(PLAYBOOKS / playbook),
-         "-e", f"out_dir={out}"],
+         "-e", f"out_dir={out}", "-e", f"@{tmp_path / 'extra-vars.json'}"],
         capture_output=True, text=True, env=env, timeout=300, check=False,
     )  # fmt: skip
     assert result.returncode == 0, result.stdout + result.stderr
