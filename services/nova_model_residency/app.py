@@ -42,7 +42,12 @@ _SAMPLE = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([^}]*)\})?(\s.*)$")
 
 
 def error(status: int, message: str) -> JSONResponse:
-    kind = {401: "authentication_error", 404: "not_found_error", 400: "invalid_request_error"}
+    kind = {
+        400: "invalid_request_error",
+        401: "authentication_error",
+        404: "not_found_error",
+        409: "conflict_error",
+    }
     return JSONResponse(
         {
             "error": {
@@ -114,10 +119,11 @@ def build_app(residency: Residency, api_key: str) -> Starlette:
             except NotServable as e:
                 return error(e.status, e.message)
             residency.release(name)
-        elif slot.in_flight:
-            return error(409, f"model {name!r} has {slot.in_flight} request(s) in flight")
         else:
-            await residency.stop(name, "unloaded on request (POST /models/unload)")
+            try:
+                await residency.unload(name)
+            except NotServable as e:
+                return error(e.status, e.message)
         return JSONResponse({"model": name, "state": slot.state})
 
     async def metrics(request: Request) -> Response:

@@ -296,6 +296,9 @@ class Residency:
         if process is None:
             return
         slot.stopping = True
+        # Unloaded from here on: a request arriving while it exits waits for a new load
+        # instead of being passed to a process that is going away.
+        slot.state = "unloaded"
         log.info("stopping model %s: %s", name, why)
         if process.returncode is None:
             try:
@@ -317,6 +320,14 @@ class Residency:
         slot.process = None
         slot.reason = why
         self._released.set()
+
+    async def unload(self, name: str) -> None:
+        """Stop a model now, as a load decision would (raises NotServable 409 while busy)."""
+        async with self._decide:
+            slot = self.slots[name]
+            if slot.in_flight:
+                raise NotServable(409, f"model {name!r} has {slot.in_flight} request(s) in flight")
+            await self.stop(name, "unloaded on request (POST /models/unload)")
 
     # -- start-up and shut-down -------------------------------------------------------------
 
