@@ -9,6 +9,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from nova_common.credentials import credential_path, llama_api_key_path, read_secret
+from nova_common.local_models import local_models
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,9 @@ def settings() -> GatewaySettings:
         ),
         settings_url=os.environ.get("NOVA_SETTINGS_URL", "http://127.0.0.1:8000").rstrip("/"),
         local_model=os.environ.get("NOVA_LOCAL_MODEL", ""),
-        local_models=_local_models(),
+        local_models=local_models(
+            os.environ.get("NOVA_LOCAL_MODEL"), os.environ.get("NOVA_LOCAL_MODELS", "").split(",")
+        ),
         usage_flush_s=float(os.environ.get("NOVA_USAGE_FLUSH_S", "1.0")),
         metrics_token=read_secret(_metrics_token_file()),
         backend_wait_s=float(os.environ.get("NOVA_BACKEND_WAIT_S", "30")),
@@ -54,9 +57,3 @@ def settings() -> GatewaySettings:
 def _metrics_token_file() -> Path | None:
     explicit = os.environ.get("NOVA_METRICS_TOKEN_FILE", "").strip()
     return Path(explicit) if explicit else credential_path("metrics-token")
-
-
-def _local_models() -> tuple[str, ...]:
-    default = os.environ.get("NOVA_LOCAL_MODEL", "").strip()
-    listed = os.environ.get("NOVA_LOCAL_MODELS", "").split(",")
-    return tuple(dict.fromkeys(m.strip() for m in [default, *listed] if m.strip()))

@@ -60,11 +60,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 0
     log.info("memory for models: %s: %d MiB", budget.detail, budget.bytes // MiB)
-    for name, fp in footprints.items():
-        model = config.model(name)
-        assert model is not None
+    for model in config.models:
         flags = ", ".join(f for f, on in (("pinned", model.pin), ("preload", model.preload)) if on)
-        log.info("model %s: %s%s", name, fp.detail, f" ({flags})" if flags else "")
+        detail = footprints[model.name].detail
+        log.info("model %s: %s%s", model.name, detail, f" ({flags})" if flags else "")
     api_key = read_secret(config.api_key_file)
     if not api_key:
         print(f"{PROG}: no API key in {config.api_key_file}", file=sys.stderr)

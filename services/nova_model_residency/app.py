@@ -32,6 +32,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from nova_gpu_sizing.vram import MiB
+
 from .residency import NotServable, Residency
 
 # Not passed on, either way (hop-by-hop, or recomputed by the HTTP library).
@@ -90,9 +92,9 @@ def build_app(residency: Residency, api_key: str) -> Starlette:
             return error(401, "Invalid API Key")
         return JSONResponse(
             {
-                "budget_mib": residency.budget.bytes // (1 << 20),
+                "budget_mib": residency.budget.bytes // MiB,
                 "budget": residency.budget.detail,
-                "in_use_mib": residency.used() // (1 << 20),
+                "in_use_mib": residency.used() // MiB,
                 "default_model": config.default_model,
                 "models": residency.status(),
             }

@@ -51,9 +51,6 @@ class ResidencyConfig(BaseModel):
             raise ValueError(f"default_model {self.default_model!r} is not among the models")
         return self
 
-    def model(self, name: str) -> ModelEntry | None:
-        return next((m for m in self.models if m.name == name), None)
-
 
 class ConfigError(RuntimeError):
     pass

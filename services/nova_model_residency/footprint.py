@@ -32,13 +32,17 @@ class Footprint:
     parallel: int = 1  # its slots: each request gets ctx_size / parallel
 
 
+def _requested_count(model: ModelEntry, default: int, *spellings: str) -> int:
+    """A positive number the model's command line gives an option, else ``default``."""
+    value = requested_value(model.command, *spellings)
+    return int(value) if value and value.isdigit() and int(value) > 0 else default
+
+
 def estimate(model: ModelEntry) -> Footprint:
     """The model's estimated footprint; raises OSError or GGUFError when the file cannot say."""
     info = read_model_info(model.path)
-    ctx = requested_value(model.command, "--ctx-size", "-c")
-    ctx_size = int(ctx) if ctx and ctx.isdigit() and int(ctx) > 0 else DEFAULT_CTX
-    slots = requested_value(model.command, "--parallel", "-np")
-    parallel = int(slots) if slots and slots.isdigit() and int(slots) > 0 else 1
+    ctx_size = _requested_count(model, DEFAULT_CTX, "--ctx-size", "-c")
+    parallel = _requested_count(model, 1, "--parallel", "-np")
     kv = int(ctx_size * kv_bytes_per_token(info, "f16", "f16"))
     total = info.file_size + kv + COMPUTE_ALLOWANCE
     return Footprint(

@@ -143,6 +143,8 @@ def resident_model(model_id: str, info: dict[str, Any] | None, why_none: str) ->
     else:
         state, reason = "loadable", "loaded by the first request that names it"
 
+    quantization = info.get("quantization")
+
     def number(key: str) -> int | None:
         value = info.get(key)
         return value if isinstance(value, int) and not isinstance(value, bool) else None
@@ -155,9 +157,7 @@ def resident_model(model_id: str, info: dict[str, Any] | None, why_none: str) ->
         reason=reason,
         context=number("ctx_per_request"),
         state=state,  # type: ignore[arg-type]
-        quantization=info.get("quantization")
-        if isinstance(info.get("quantization"), str)
-        else None,
+        quantization=quantization if isinstance(quantization, str) else None,
         file_size=number("file_size"),
         trained_context=number("context_length"),
     )
@@ -197,29 +197,43 @@ def context_limit(catalog: Catalog, model: str) -> int:
     return CLOUD_CONTEXTS.get(model, MAX_TOKENS_FALLBACK)
 
 
-async def _no_residency() -> dict[str, dict[str, Any]] | str:
-    return "one local model"
+async def single_llama(client: httpx.AsyncClient, config: Config) -> tuple[LlamaState, int | None]:
+    """One local model: llama-server's ``/health`` and its context from ``/props``."""
+    return await asyncio.gather(llama_health(client, config), llama_context(client, config))
 
 
-async def _none() -> None:
-    return None
+def local_model(
+    model_id: str, local: tuple[LlamaState, int | None] | dict[str, dict[str, Any]] | str
+) -> ModelOut:
+    """A local model from what single_llama or llama_residency found."""
+    if isinstance(local, str):
+        return resident_model(model_id, None, local)
+    if isinstance(local, dict):
+        return resident_model(model_id, local.get(model_id), "llama-server does not serve it")
+    llama, n_ctx = local
+    return ModelOut(
+        id=model_id,
+        kind="local",
+        provider="llama.cpp",
+        available=llama.healthy,
+        reason=llama.detail,
+        context=n_ctx,
+        state="loaded" if llama.healthy else "unavailable",
+    )
 
 
 async def discover(client: httpx.AsyncClient, config: Config) -> Catalog:
-    several = len(config.local_models) > 1
     ids_task = asyncio.ensure_future(gateway_model_ids(client, config))
-    health_task = asyncio.ensure_future(llama_health(client, config))
-    # With several models /props would load the default one: the residency tells instead.
-    ctx_task = asyncio.ensure_future(_none() if several else llama_context(client, config))
-    residency_task = asyncio.ensure_future(
-        llama_residency(client, config) if several else _no_residency()
+    # Several models: the residency's /residency alone (/props would load the default one).
+    local_task = asyncio.ensure_future(
+        llama_residency(client, config)
+        if len(config.local_models) > 1
+        else single_llama(client, config)
     )
     try:
         ids = await ids_task
     except (httpx.HTTPError, ValueError) as exc:
-        health_task.cancel()
-        ctx_task.cancel()
-        residency_task.cancel()
+        local_task.cancel()
         if isinstance(exc, httpx.HTTPStatusError):
             error = f"gateway /v1/models answered HTTP {exc.response.status_code}"
         elif isinstance(exc, ValueError):
@@ -227,27 +241,12 @@ async def discover(client: httpx.AsyncClient, config: Config) -> Catalog:
         else:
             error = f"gateway unreachable: {_describe_error(exc)}"
         return Catalog(gateway=GatewayState(reachable=False, error=error))
-    llama, n_ctx, residency = await asyncio.gather(health_task, ctx_task, residency_task)
+    local = await local_task
 
     catalog = Catalog(gateway=GatewayState(reachable=True))
     for model_id in ids:
-        if several and model_id in config.local_models:
-            if isinstance(residency, str):
-                model = resident_model(model_id, None, residency)
-            else:
-                model = resident_model(
-                    model_id, residency.get(model_id), "llama-server does not serve it"
-                )
-        elif config.local_model and model_id == config.local_model:
-            model = ModelOut(
-                id=model_id,
-                kind="local",
-                provider="llama.cpp",
-                available=llama.healthy,
-                reason=llama.detail,
-                context=n_ctx,
-                state="loaded" if llama.healthy else "unavailable",
-            )
+        if model_id in config.local_models:
+            model = local_model(model_id, local)
         elif (provider := cloud_provider(model_id)) is not None:
             stored = keystore.has_key(config.secrets_dir, provider)
             model = ModelOut(

@@ -17,6 +17,7 @@ from pydantic_core import PydanticUseDefault
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from nova_common.credentials import LLAMA_API_KEY, credential_path, read_secret
+from nova_common.local_models import local_models
 from nova_common.suite import STATUS_UNITS
 
 Provider = Literal["google", "langsmith"]
@@ -185,8 +186,7 @@ class Config(BaseSettings):
 
     @property
     def local_models(self) -> tuple[str, ...]:
-        default = (self.local_model,) if self.local_model else ()
-        return tuple(dict.fromkeys(default + self.local_models_listed))
+        return local_models(self.local_model, self.local_models_listed)
 
     @property
     def db_path(self) -> Path:
